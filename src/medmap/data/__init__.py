@@ -1,0 +1,31 @@
+"""Datasets: loaders for each source, the in-memory uint8 collection, subsets, border colour."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf
+
+from medmap.data.collection import ImageCollection, mean_border_colour, stratified_subset
+
+# Keys of a dataset config that describe the experiment rather than the loader's arguments.
+EXPERIMENT_KEYS = ("name", "subset", "_target_")
+
+
+def load_dataset(dataset_cfg: DictConfig | dict[str, Any], seed: int) -> ImageCollection:
+    """Build the collection a ``conf/dataset/*.yaml`` describes: call its loader (``_target_``)
+    with the remaining keys, then take the seeded stratified ``subset`` if one is set."""
+    params = (
+        OmegaConf.to_container(dataset_cfg, resolve=True)
+        if isinstance(dataset_cfg, DictConfig)
+        else dict(dataset_cfg)
+    )
+    loader = get_method(params["_target_"])
+    arguments = {k: v for k, v in params.items() if k not in EXPERIMENT_KEYS}
+    collection = loader(**arguments)
+    collection.name = params.get("name", collection.name)
+    return stratified_subset(collection, params.get("subset"), seed)
+
+
+__all__ = ["ImageCollection", "load_dataset", "mean_border_colour", "stratified_subset"]

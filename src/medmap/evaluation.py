@@ -1,0 +1,43 @@
+"""Scores of a 2-D map against the true classes (SPEC §4)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import silhouette_score
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier
+
+
+def silhouette(embedding: np.ndarray, labels: np.ndarray) -> float:
+    """Euclidean silhouette of all points; NaN when fewer than 2 classes or too few points."""
+    classes = np.unique(labels)
+    if not 2 <= len(classes) <= len(labels) - 1:
+        return float("nan")
+    return float(silhouette_score(embedding, labels, metric="euclidean"))
+
+
+def knn_accuracy(
+    embedding: np.ndarray, labels: np.ndarray, k: int = 15, test_fraction: float = 0.1, seed: int = 0
+) -> float:
+    """Accuracy (%) of a k-NN classifier (Euclidean) fitted on a stratified 90% of the points
+    and scored on the held-out 10%, with a fixed split seed. Tiny datasets whose classes are
+    too small to stratify fall back to an unstratified split, and k shrinks to the train size."""
+    indices = np.arange(len(labels))
+    try:
+        train, test = train_test_split(
+            indices, test_size=test_fraction, stratify=labels, random_state=seed
+        )
+    except ValueError:
+        train, test = train_test_split(indices, test_size=test_fraction, random_state=seed)
+    if len(test) == 0 or len(train) == 0:
+        return float("nan")
+    classifier = KNeighborsClassifier(n_neighbors=min(k, len(train)))
+    classifier.fit(embedding[train], labels[train])
+    return float(100.0 * np.mean(classifier.predict(embedding[test]) == labels[test]))
+
+
+def map_metrics(embedding: np.ndarray, labels: np.ndarray, k: int = 15, seed: int = 0) -> dict:
+    return {
+        "silhouette": silhouette(embedding, labels),
+        "knn_acc": knn_accuracy(embedding, labels, k=k, seed=seed),
+    }

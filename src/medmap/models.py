@@ -1,0 +1,83 @@
+"""Backbone and projection head (SPEC §3), with the width of the backbone as a parameter.
+
+torchvision's ResNet fixes the channel widths of its BasicBlocks at 64..512, so the small-image
+ResNet18 is written out here: same depth and topology at any width, which is what lets CPU runs
+use a narrower network without changing the method.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class SmallImageResNet18(nn.Module):
+    """ResNet18 for small images: 3x3 stride-1 first conv, no max-pool, global average pool.
+
+    ``width`` is the channel count of the first stage (64 in the paper); the four stages have
+    width, 2, 4 and 8 times width channels, and the output has ``8 * width`` features.
+    """
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"model.width must be a positive channel count, got {width}")
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        )
+        stages, in_channels = [], width
+        for stage, stride in enumerate((1, 2, 2, 2)):
+            out_channels = width * 2**stage
+            stages += [BasicBlock(in_channels, out_channels, stride), BasicBlock(out_channels, out_channels, 1)]
+            in_channels = out_channels
+        self.stages = nn.Sequential(*stages)
+        self.out_features = in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.stages(self.stem(x)), 1), 1)
+
+
+class ProjectionHead(nn.Module):
+    """Linear → ReLU → Linear. The output layer can be swapped for one of another dimension
+    (t-SimCNE's 128-D → 2-D step) while the hidden layer is kept."""
+
+    def __init__(self, in_features: int, hidden_features: int, out_features: int) -> None:
+        super().__init__()
+        self.hidden = nn.Sequential(nn.Linear(in_features, hidden_features), nn.ReLU(inplace=True))
+        self.output = nn.Linear(hidden_features, out_features)
+
+    @property
+    def out_features(self) -> int:
+        return self.output.out_features
+
+    def replace_output(self, out_features: int, init_std: float | None = 1.0) -> None:
+        """A fresh output layer with ``out_features``; weights ~ N(0, init_std²) (SPEC: N(0, 1)
+        for the new 2-D layer), or PyTorch's default init when ``init_std`` is None."""
+        layer = nn.Linear(self.output.in_features, out_features)
+        layer.to(device=self.output.weight.device, dtype=self.output.weight.dtype)
+        if init_std is not None:
+            nn.init.normal_(layer.weight, std=init_std)
+        self.output = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.hidden(x))

@@ -1,0 +1,195 @@
+"""``run_train(cfg)``: one experiment from a composed config to the files of its run directory.
+
+The root ``train.py`` is a thin ``@hydra.main`` around ``main``; tests call ``run_train`` with
+configs composed from the same ``conf/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from medmap.callbacks import PhaseSchedule
+from medmap.data import ImageCollection, load_dataset, mean_border_colour
+from medmap.data.loading import training_loader
+from medmap.errors import UserFacingError
+from medmap.evaluation import map_metrics
+from medmap.methods import ContrastiveMapModule, build_phases
+from medmap.plotting import plot_map
+
+log = logging.getLogger(__name__)
+
+
+def effective_batch_size(requested: int, dataset_size: int) -> int:
+    """The batch size actually used: the requested one, or the whole dataset when it is
+    smaller (a contrastive batch needs at least 2 images)."""
+    if requested < 2:
+        raise UserFacingError(f"method.batch_size must be at least 2, got {requested}.")
+    if dataset_size < 2:
+        raise UserFacingError(f"The dataset has {dataset_size} image(s); training needs 2 or more.")
+    if requested > dataset_size:
+        log.warning(
+            "method.batch_size=%d is larger than the dataset (%d images): using %d",
+            requested,
+            dataset_size,
+            dataset_size,
+        )
+        return dataset_size
+    return requested
+
+
+def build_module(cfg: DictConfig, collection: ImageCollection, batch_size: int):
+    method = cfg.method
+    try:
+        phases = build_phases(
+            method.epochs, method.out_dims, method.trainable, method.lr_factors, method.warmup_epochs
+        )
+    except ValueError as error:
+        raise UserFacingError(f"Invalid method configuration: {error}") from error
+    module_class = get_class(method._target_)
+    return module_class(
+        phases=[asdict(phase) for phase in phases],
+        backbone_width=cfg.model.width,
+        head_hidden=cfg.model.head_hidden,
+        loss_kernel=cfg.loss.kernel,
+        temperature=cfg.loss.temperature,
+        base_lr=method.lr_per_256 * batch_size / 256,
+        momentum=method.momentum,
+        weight_decay=method.weight_decay,
+        augmentation=OmegaConf.to_container(cfg.aug, resolve=True),
+        fill_colour=mean_border_colour(collection.images).tolist(),
+        steps_per_epoch=len(collection) // batch_size,
+        seed=cfg.seed,
+        channels_last=cfg.model.channels_last,
+        new_output_init_std=method.new_output_init_std,
+        map_options=OmegaConf.to_container(method.map, resolve=True) if "map" in method else None,
+    )
+
+
+def build_logger(cfg: DictConfig, output_dir: Path):
+    kind = cfg.logger.kind
+    if kind == "none":
+        return False
+    if kind == "csv":
+        return pl.loggers.CSVLogger(save_dir=str(output_dir), name="csv", version="")
+    if kind == "wandb":
+        return pl.loggers.WandbLogger(
+            project=cfg.logger.project,
+            save_dir=str(output_dir),
+            mode=cfg.logger.mode,
+            group=cfg.logger.group,
+            tags=[str(t) for t in cfg.logger.tags],
+            config=OmegaConf.to_container(cfg, resolve=True),
+        )
+    raise UserFacingError(f"Unknown logger.kind {kind!r}: use none, csv or wandb.")
+
+
+def run_train(cfg: DictConfig) -> dict[str, Any]:
+    """Train the configured method, embed all images, score and save the map."""
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    collection = load_dataset(cfg.dataset, cfg.seed)
+    log.info("%s: %d images, %d classes", collection.name, len(collection), len(collection.class_names))
+    batch_size = effective_batch_size(cfg.method.batch_size, len(collection))
+    module = build_module(cfg, collection, batch_size)
+    trainer = pl.Trainer(
+        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        max_epochs=module.total_epochs,
+        default_root_dir=str(output_dir),
+        logger=build_logger(cfg, output_dir),
+        callbacks=[
+            PhaseSchedule(),
+            pl.callbacks.ModelCheckpoint(
+                dirpath=str(output_dir / "checkpoints"), save_last=True, save_top_k=0
+            ),
+        ],
+    )
+    loader = training_loader(torch.from_numpy(collection.images), batch_size, cfg.seed)
+    started = time.perf_counter()
+    trainer.fit(module, loader, ckpt_path=cfg.ckpt_path)
+    train_seconds = time.perf_counter() - started
+    if trainer.interrupted:
+        raise UserFacingError(f"Training was interrupted; resume with ckpt_path={output_dir}/checkpoints/last.ckpt")
+    embedding = module.embed_map(collection.images)
+    metrics = {
+        **map_metrics(embedding, collection.labels, k=cfg.evaluation.knn_k, seed=cfg.evaluation.split_seed),
+        "dataset": collection.name,
+        "aug": cfg.aug.name,
+        "method": cfg.method.name,
+        "loss": cfg.loss.kernel,
+        "seed": cfg.seed,
+        "budget": cfg.budget,
+        "epochs": list(cfg.method.epochs),
+        "batch_size": batch_size,
+        "width": cfg.model.width,
+        "n_images": len(collection),
+        "skipped_files": collection.skipped_files,
+        "train_seconds": round(train_seconds, 2),
+        "resumed_from": cfg.ckpt_path,
+        "device": str(module.device),
+        "versions": {"torch": torch.__version__, "pytorch_lightning": pl.__version__},
+        "git_commit": _git_commit(),
+    }
+    save_run_outputs(output_dir, collection, embedding, metrics, module)
+    log.info("silhouette %.3f, kNN acc %.1f%%", metrics["silhouette"], metrics["knn_acc"])
+    return metrics
+
+
+def save_run_outputs(
+    output_dir: Path,
+    collection: ImageCollection,
+    embedding: np.ndarray,
+    metrics: dict[str, Any],
+    module: ContrastiveMapModule,
+) -> None:
+    np.save(output_dir / "embedding.npy", embedding.astype(np.float32))
+    np.save(output_dir / "labels.npy", collection.labels)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    title = (
+        f"{metrics['method']} · {metrics['dataset']} · aug={metrics['aug']} · "
+        f"silhouette {metrics['silhouette']:.2f} · kNN {metrics['knn_acc']:.1f}%"
+    )
+    plot_map(embedding, collection.labels, collection.class_names, output_dir / "embedding.png", title)
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def main(cfg: DictConfig) -> float | None:
+    """Entry point behind ``@hydra.main``: user errors become one clear message (the trace goes
+    to ``error.log`` in the run directory); in a multirun the other jobs go on."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        return run_train(cfg)["silhouette"]
+    except (UserFacingError, FloatingPointError) as error:
+        output_dir = Path(cfg.paths.output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "error.log").write_text(traceback.format_exc())
+        (output_dir / "failed.json").write_text(json.dumps({"error": str(error)}, indent=2) + "\n")
+        log.error("%s", error)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            return None
+        sys.exit(1)
