@@ -113,8 +113,12 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         logger=build_logger(cfg, output_dir),
         callbacks=[
             PhaseSchedule(),
+            # No monitor + top-1: every epoch overwrites checkpoints/last.ckpt.
             pl.callbacks.ModelCheckpoint(
-                dirpath=str(output_dir / "checkpoints"), save_last=True, save_top_k=0
+                dirpath=str(output_dir / "checkpoints"),
+                filename="last",
+                save_top_k=1,
+                enable_version_counter=False,
             ),
         ],
     )

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from medmap.augment.spec import AugmentationSpec
 
-GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision's rgb_to_grayscale
+GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # luma weights of torchvision rgb_to_grayscale
 
 
 def to_float_images(images: torch.Tensor) -> torch.Tensor:

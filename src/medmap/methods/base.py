@@ -118,6 +118,16 @@ class ContrastiveMapModule(pl.LightningModule):
         self.log("train/phase", float(self.phase_index + 1), on_step=False, on_epoch=True)
         return loss
 
+    def on_train_epoch_end(self) -> None:
+        loss = self.trainer.callback_metrics.get("train/loss_epoch")
+        log.info(
+            "epoch %d/%d (phase %d): loss %.4f",
+            self.current_epoch + 1,
+            self.total_epochs,
+            self.phase_index + 1,
+            float("nan") if loss is None else float(loss),
+        )
+
     def configure_optimizers(self):
         phase = self.phase
         parameters = [p for p in self.parameters() if p.requires_grad]

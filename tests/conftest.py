@@ -1,0 +1,50 @@
+"""Shared fixtures: the real data folder and configs composed from the real ``conf/``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+
+
+def data_dir() -> Path:
+    """$DATA_DIR, else ../shared/data beside the repository."""
+    return Path(os.environ.get("DATA_DIR", REPO.parent / "shared" / "data")).resolve()
+
+
+def require_data(*relative: str) -> Path:
+    """Skip (with the reason) unless the real file or folder exists under the data dir."""
+    path = data_dir().joinpath(*relative)
+    if not path.exists():
+        pytest.skip(f"real data {path} is absent (set DATA_DIR or place ../shared/data)")
+    return path
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    return require_data("medmnist", "bloodmnist.npz").parents[1]
+
+
+def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
+    """The config ``train.py`` would see for these overrides, with the run dir set."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.data_dir = str(data_dir())
+        cfg.paths.output_dir = str(output_dir) if output_dir else None
+        cfg.trainer.enable_progress_bar = False
+    return cfg
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    def make(*overrides: str) -> DictConfig:
+        return compose_config(list(overrides), tmp_path / "run")
+
+    return make

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+from sklearn.metrics import silhouette_samples
+
+from medmap.evaluation import knn_accuracy, map_metrics, silhouette
+
+
+def two_blobs(spread: float, count: int = 200, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([0, 1], count // 2)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0]])
+    return centres[labels] + rng.normal(scale=spread, size=(count, 2)), labels
+
+
+def test_silhouette_of_known_points():
+    # Points 0,1 in class A at x=0,1; points 2,3 in class B at x=4,5.
+    embedding = np.array([[0.0, 0], [1, 0], [4, 0], [5, 0]])
+    labels = np.array([0, 0, 1, 1])
+    # a(0)=1, b(0)=(4+5)/2=4.5 -> s=3.5/4.5; a(1)=1, b(1)=3.5 -> 2.5/3.5; symmetric for B.
+    expected = np.mean([3.5 / 4.5, 2.5 / 3.5, 2.5 / 3.5, 3.5 / 4.5])
+    assert silhouette(embedding, labels) == pytest.approx(expected)
+    assert np.mean(silhouette_samples(embedding, labels)) == pytest.approx(expected)
+
+
+def test_silhouette_separates_tight_from_mixed_maps():
+    tight, labels = two_blobs(0.5)
+    assert silhouette(tight, labels) > 0.9
+    mixed = np.random.default_rng(1).normal(size=tight.shape)
+    assert abs(silhouette(mixed, labels)) < 0.05
+    assert np.isnan(silhouette(tight, np.zeros(len(labels), dtype=int)))
+
+
+def test_knn_accuracy_is_perfect_on_separated_and_chance_on_random_maps():
+    tight, labels = two_blobs(0.5, count=1000)
+    assert knn_accuracy(tight, labels) == 100.0
+    rng = np.random.default_rng(0)
+    random_map = rng.normal(size=(4000, 2))
+    random_labels = rng.integers(0, 4, 4000)
+    assert knn_accuracy(random_map, random_labels) == pytest.approx(25.0, abs=4.0)
+
+
+def test_knn_uses_a_stratified_tenth_held_out_with_a_fixed_seed():
+    # One point of class 1 sits inside class 0: it is wrong whenever it is held out.
+    embedding, labels = two_blobs(0.3, count=100)
+    labels = labels.copy()
+    assert knn_accuracy(embedding, labels, seed=0) == knn_accuracy(embedding, labels, seed=0)
+    flipped = labels.copy()
+    flipped[:10] = 1  # 10 of class 0 mislabelled: on average 1 lands in the 10-point test set
+    scores = [knn_accuracy(embedding, flipped, seed=s) for s in range(20)]
+    assert min(scores) < 100.0
+
+
+def test_tiny_datasets_still_score():
+    embedding = np.arange(30, dtype=float).reshape(15, 2)
+    labels = np.repeat(np.arange(15), 1)[:15]
+    result = map_metrics(embedding, labels)
+    assert set(result) == {"silhouette", "knn_acc"}
+    assert np.isnan(result["silhouette"])  # one point per class: undefined
+    assert 0.0 <= result["knn_acc"] <= 100.0
