@@ -5,9 +5,9 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 import yaml
-from torchvision.transforms import RandomResizedCrop
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from torchvision.transforms import RandomResizedCrop
 
 from conftest import CONF_DIR
 from medmap.augment import AugmentationSpec, BatchAugmenter
@@ -32,13 +32,16 @@ def load_aug(name: str) -> AugmentationSpec:
     return AugmentationSpec.from_config(OmegaConf.to_container(cfg.aug))
 
 
-@pytest.mark.parametrize("op, reference, factor", [
-    (adjust_brightness, TF.adjust_brightness, 1.3),
-    (adjust_contrast, TF.adjust_contrast, 0.7),
-    (adjust_saturation, TF.adjust_saturation, 1.4),
-    (adjust_hue, TF.adjust_hue, 0.08),
-    (adjust_hue, TF.adjust_hue, -0.1),
-])
+@pytest.mark.parametrize(
+    "op, reference, factor",
+    [
+        (adjust_brightness, TF.adjust_brightness, 1.3),
+        (adjust_contrast, TF.adjust_contrast, 0.7),
+        (adjust_saturation, TF.adjust_saturation, 1.4),
+        (adjust_hue, TF.adjust_hue, 0.08),
+        (adjust_hue, TF.adjust_hue, -0.1),
+    ],
+)
 def test_colour_ops_match_torchvision(op, reference, factor):
     images = torch.rand(4, 3, 8, 8, generator=generator())
     ours = op(images.clone(), torch.full((4, 1, 1, 1), factor))
@@ -49,13 +52,25 @@ def test_colour_ops_match_torchvision(op, reference, factor):
 def test_aug_configs_match_spec_section_2():
     default, rot90, randrot = load_aug("default"), load_aug("rot90"), load_aug("randrot")
     assert (default.crop_scale, default.hflip_p, default.jitter_p, default.grayscale_p) == (
-        (0.2, 1.0), 0.5, 0.8, 0.2)
-    assert (default.brightness, default.contrast, default.saturation, default.hue) == (0.4, 0.4, 0.4, 0.1)
+        (0.2, 1.0),
+        0.5,
+        0.8,
+        0.2,
+    )
+    assert (default.brightness, default.contrast, default.saturation, default.hue) == (
+        0.4,
+        0.4,
+        0.4,
+        0.1,
+    )
     assert (default.rot90_p, default.vflip_p, default.rotation_degrees) == (0.0, 0.0, 0.0)
     assert (rot90.rot90_p, rot90.vflip_p, rot90.rotation_degrees) == (0.5, 0.5, 0.0)
     assert (randrot.rot90_p, randrot.vflip_p, randrot.rotation_degrees) == (0.5, 0.5, 45.0)
-    for name, changed in [("nocrop", {"crop": False}), ("nojitter", {"jitter_p": 0.0}),
-                          ("nogray", {"grayscale_p": 0.0})]:
+    for name, changed in [
+        ("nocrop", {"crop": False}),
+        ("nojitter", {"jitter_p": 0.0}),
+        ("nogray", {"grayscale_p": 0.0}),
+    ]:
         ablation = load_aug(name)
         assert ablation.name == name
         for key, value in vars(randrot).items():
@@ -102,8 +117,16 @@ def test_default_setting_never_rotates_or_flips_vertically():
 
 
 def test_randrot_rotates_uniformly_within_45_degrees_and_fills_corners():
-    spec = AugmentationSpec(**{**vars(load_aug("randrot")), "crop": False, "rot90_p": 0.0,
-                               "vflip_p": 0.0, "hflip_p": 0.0, **ONLY_GEOMETRY})
+    spec = AugmentationSpec(
+        **{
+            **vars(load_aug("randrot")),
+            "crop": False,
+            "rot90_p": 0.0,
+            "vflip_p": 0.0,
+            "hflip_p": 0.0,
+            **ONLY_GEOMETRY,
+        }
+    )
     augmenter = BatchAugmenter(spec, [0.9, 0.5, 0.1])
     theta = augmenter.affine_matrices(4000, generator(), "cpu")
     angles = torch.rad2deg(torch.atan2(theta[:, 1, 0], theta[:, 0, 0]))
@@ -144,7 +167,9 @@ def test_grayscale_and_jitter_rates():
     batch = torch.from_numpy(rng.integers(0, 256, (4000, 8, 8, 3), dtype=np.uint8))
     spec = AugmentationSpec(crop=False, hflip_p=0.0, jitter_p=0.0, grayscale_p=0.2)
     views = BatchAugmenter(spec, [0, 0, 0])(batch, generator())
-    gray = (views[:, 0] == views[:, 1]).all(dim=(1, 2)) & (views[:, 1] == views[:, 2]).all(dim=(1, 2))
+    gray = (views[:, 0] == views[:, 1]).all(dim=(1, 2)) & (views[:, 1] == views[:, 2]).all(
+        dim=(1, 2)
+    )
     assert gray.float().mean().item() == pytest.approx(0.2, abs=0.025)
     jitter_only = AugmentationSpec(crop=False, hflip_p=0.0, jitter_p=0.8, grayscale_p=0.0)
     views = BatchAugmenter(jitter_only, [0, 0, 0])(batch, generator())
@@ -153,7 +178,9 @@ def test_grayscale_and_jitter_rates():
 
 
 def test_views_are_reproducible_from_the_seed():
-    batch = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (32, 28, 28, 3), dtype=np.uint8))
+    batch = torch.from_numpy(
+        np.random.default_rng(0).integers(0, 256, (32, 28, 28, 3), dtype=np.uint8)
+    )
     augmenter = BatchAugmenter(load_aug("randrot"), [0.5, 0.5, 0.5])
     first, again = augmenter(batch, generator(7)), augmenter(batch, generator(7))
     assert torch.equal(first, again)

@@ -7,8 +7,24 @@ from medmap.data import load_dataset, stratified_subset
 from medmap.data.sources import load_image_folder, load_medmnist, load_npz, load_pcam
 from medmap.errors import BadImageError, DatasetUnavailableError, UserFacingError
 
-LEUKEMIA_CLASSES = "BAS EBO EOS KSC LYA LYT MMZ MOB MON MYB MYO NGB NGS PMB PMO".split()
-NCT_CLASSES = "ADI BACK DEB LYM MUC MUS NORM STR TUM".split()
+LEUKEMIA_CLASSES = [
+    "BAS",
+    "EBO",
+    "EOS",
+    "KSC",
+    "LYA",
+    "LYT",
+    "MMZ",
+    "MOB",
+    "MON",
+    "MYB",
+    "MYO",
+    "NGB",
+    "NGS",
+    "PMB",
+    "PMO",
+]
+NCT_CLASSES = ["ADI", "BACK", "DEB", "LYM", "MUC", "MUS", "NORM", "STR", "TUM"]
 
 
 @pytest.mark.data
@@ -19,7 +35,10 @@ def test_bloodmnist_like_loads_through_medmnist_with_splits_pooled():
     assert len(blood.class_names) == 8 and blood.class_names[0] == "basophil"
     assert blood.class_names[7] == "platelet"
     assert {s: int((blood.splits == s).sum()) for s in ("train", "val", "test")} == {
-        "train": 11959, "val": 1712, "test": 3421}
+        "train": 11959,
+        "val": 1712,
+        "test": 3421,
+    }
     assert sorted(np.unique(blood.labels)) == list(range(8))
 
 
@@ -95,7 +114,9 @@ def test_pcam_missing_files_name_the_file(tmp_path):
 def test_npz_with_string_labels_and_missing_keys(tmp_path):
     path = tmp_path / "tiny.npz"
     images = np.zeros((5, 8, 8), dtype=np.uint8)
-    np.savez(path, train_images=images, train_labels=np.array(["b", "a", "b", "c", "a"]).reshape(5, 1))
+    np.savez(
+        path, train_images=images, train_labels=np.array(["b", "a", "b", "c", "a"]).reshape(5, 1)
+    )
     tiny = load_npz(path)
     assert tiny.class_names == ["a", "b", "c"] and list(tiny.labels) == [1, 0, 1, 2, 0]
     assert tiny.images.shape == (5, 8, 8, 3)

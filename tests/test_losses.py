@@ -46,7 +46,14 @@ def test_cauchy_loss_matches_hand_computation_on_a_tiny_2d_batch():
 
 
 def test_cosine_loss_matches_hand_computation_with_temperature():
-    points = [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.5, 1.5, 0.2], [0.1, 0.0, 3.0]]
+    points = [
+        [1.0, 0.0, 0.0],
+        [0.0, 2.0, 0.0],
+        [0.0, 0.0, 1.0],
+        [1.0, 1.0, 0.0],
+        [0.5, 1.5, 0.2],
+        [0.1, 0.0, 3.0],
+    ]
     tensor = torch.tensor(points)
     loss = make_loss("cosine", temperature=0.5)(tensor[:3], tensor[3:])
     assert loss.item() == pytest.approx(hand_info_nce(points, cosine_exp), rel=1e-5)

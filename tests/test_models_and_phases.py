@@ -51,7 +51,9 @@ def test_warmup_then_cosine_shape():
 
 
 def test_phases_are_validated_and_located():
-    phases = build_phases([3, 2, 4], [128, 2, 2], ["all", "output", "all"], [1, 1, 0.001], [1, 0, 1])
+    phases = build_phases(
+        [3, 2, 4], [128, 2, 2], ["all", "output", "all"], [1, 1, 0.001], [1, 0, 1]
+    )
     assert [phase_at_epoch(phases, e) for e in range(9)] == [0, 0, 0, 1, 1, 2, 2, 2, 2]
     with pytest.raises(ValueError, match="one entry per phase"):
         build_phases([3, 2], [128, 2, 2], ["all"] * 3, [1] * 3, [0] * 3)
@@ -62,12 +64,26 @@ def test_phases_are_validated_and_located():
 
 
 def make_module(cls=TSimCNE, epochs=(2, 1, 2), **overrides):
-    phases = build_phases(epochs, [128, 2, 2][: len(epochs)], ["all", "output", "all"][: len(epochs)],
-                          [1.0, 1.0, 0.001][: len(epochs)], [1, 0, 1][: len(epochs)])
+    phases = build_phases(
+        epochs,
+        [128, 2, 2][: len(epochs)],
+        ["all", "output", "all"][: len(epochs)],
+        [1.0, 1.0, 0.001][: len(epochs)],
+        [1, 0, 1][: len(epochs)],
+    )
     arguments = dict(
-        phases=[vars(p) for p in phases], backbone_width=4, head_hidden=32,
-        loss_kernel="cauchy", temperature=1.0, base_lr=0.06, momentum=0.9, weight_decay=5e-4,
-        augmentation={"name": "default"}, fill_colour=[0.5, 0.5, 0.5], steps_per_epoch=5, seed=0,
+        phases=[vars(p) for p in phases],
+        backbone_width=4,
+        head_hidden=32,
+        loss_kernel="cauchy",
+        temperature=1.0,
+        base_lr=0.06,
+        momentum=0.9,
+        weight_decay=5e-4,
+        augmentation={"name": "default"},
+        fill_colour=[0.5, 0.5, 0.5],
+        steps_per_epoch=5,
+        seed=0,
     )
     return cls(**{**arguments, **overrides})
 

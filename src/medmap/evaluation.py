@@ -17,7 +17,11 @@ def silhouette(embedding: np.ndarray, labels: np.ndarray) -> float:
 
 
 def knn_accuracy(
-    embedding: np.ndarray, labels: np.ndarray, k: int = 15, test_fraction: float = 0.1, seed: int = 0
+    embedding: np.ndarray,
+    labels: np.ndarray,
+    k: int = 15,
+    test_fraction: float = 0.1,
+    seed: int = 0,
 ) -> float:
     """Accuracy (%) of a k-NN classifier (Euclidean) fitted on a stratified 90% of the points
     and scored on the held-out 10%, with a fixed split seed. Tiny datasets whose classes are

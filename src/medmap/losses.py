@@ -43,7 +43,9 @@ def info_nce_loss(
     return (torch.logsumexp(log_q, dim=1) - log_q[torch.arange(2 * count), positives]).mean()
 
 
-def make_loss(kernel: str, temperature: float = 0.5) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def make_loss(
+    kernel: str, temperature: float = 0.5
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The loss a ``conf/loss`` option names: ``cauchy`` or ``cosine`` (with temperature)."""
     if kernel == "cauchy":
         return lambda a, b: info_nce_loss(a, b, cauchy_log_similarity)

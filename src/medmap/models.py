@@ -48,7 +48,10 @@ class SmallImageResNet18(nn.Module):
         stages, in_channels = [], width
         for stage, stride in enumerate((1, 2, 2, 2)):
             out_channels = width * 2**stage
-            stages += [BasicBlock(in_channels, out_channels, stride), BasicBlock(out_channels, out_channels, 1)]
+            stages += [
+                BasicBlock(in_channels, out_channels, stride),
+                BasicBlock(out_channels, out_channels, 1),
+            ]
             in_channels = out_channels
         self.stages = nn.Sequential(*stages)
         self.out_features = in_channels

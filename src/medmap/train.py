@@ -55,7 +55,11 @@ def build_module(cfg: DictConfig, collection: ImageCollection, batch_size: int):
     method = cfg.method
     try:
         phases = build_phases(
-            method.epochs, method.out_dims, method.trainable, method.lr_factors, method.warmup_epochs
+            method.epochs,
+            method.out_dims,
+            method.trainable,
+            method.lr_factors,
+            method.warmup_epochs,
         )
     except ValueError as error:
         raise UserFacingError(f"Invalid method configuration: {error}") from error
@@ -103,7 +107,9 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     output_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     collection = load_dataset(cfg.dataset, cfg.seed)
-    log.info("%s: %d images, %d classes", collection.name, len(collection), len(collection.class_names))
+    log.info(
+        "%s: %d images, %d classes", collection.name, len(collection), len(collection.class_names)
+    )
     batch_size = effective_batch_size(cfg.method.batch_size, len(collection))
     module = build_module(cfg, collection, batch_size)
     trainer = pl.Trainer(
@@ -127,10 +133,14 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     trainer.fit(module, loader, ckpt_path=cfg.ckpt_path)
     train_seconds = time.perf_counter() - started
     if trainer.interrupted:
-        raise UserFacingError(f"Training was interrupted; resume with ckpt_path={output_dir}/checkpoints/last.ckpt")
+        raise UserFacingError(
+            f"Training was interrupted; resume with ckpt_path={output_dir}/checkpoints/last.ckpt"
+        )
     embedding = module.embed_map(collection.images)
     metrics = {
-        **map_metrics(embedding, collection.labels, k=cfg.evaluation.knn_k, seed=cfg.evaluation.split_seed),
+        **map_metrics(
+            embedding, collection.labels, k=cfg.evaluation.knn_k, seed=cfg.evaluation.split_seed
+        ),
         "dataset": collection.name,
         "aug": cfg.aug.name,
         "method": cfg.method.name,
@@ -167,13 +177,18 @@ def save_run_outputs(
         f"{metrics['method']} · {metrics['dataset']} · aug={metrics['aug']} · "
         f"silhouette {metrics['silhouette']:.2f} · kNN {metrics['knn_acc']:.1f}%"
     )
-    plot_map(embedding, collection.labels, collection.class_names, output_dir / "embedding.png", title)
+    plot_map(
+        embedding, collection.labels, collection.class_names, output_dir / "embedding.png", title
+    )
 
 
 def _git_commit() -> str | None:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
             cwd=Path(__file__).parent,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):

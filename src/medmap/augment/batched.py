@@ -39,9 +39,7 @@ def rgb_to_hsv(images: torch.Tensor) -> torch.Tensor:
     hue_red = ((green - blue) / safe_chroma) % 6.0
     hue_green = (blue - red) / safe_chroma + 2.0
     hue_blue = (red - green) / safe_chroma + 4.0
-    hue = torch.where(
-        value == red, hue_red, torch.where(value == green, hue_green, hue_blue)
-    )
+    hue = torch.where(value == red, hue_red, torch.where(value == green, hue_green, hue_blue))
     hue = torch.where(chroma > 0, hue / 6.0, torch.zeros_like(hue))
     return torch.stack((hue, saturation, value), dim=1)
 
@@ -126,7 +124,9 @@ class BatchAugmenter:
             dim=1,
         )
         shifted_y = centre_y * sign_v
-        offset = torch.stack((cos * centre_x - sin * shifted_y, sin * centre_x + cos * shifted_y), 1)
+        offset = torch.stack(
+            (cos * centre_x - sin * shifted_y, sin * centre_x + cos * shifted_y), 1
+        )
         return torch.cat((linear, offset.unsqueeze(-1)), dim=2)
 
     def _crop_boxes(self, batch: int, generator, device, attempts: int = 10):
@@ -165,8 +165,7 @@ class BatchAugmenter:
         if spec.jitter_p == 0 or not any(strengths):
             return views
         factors = [
-            self._uniform(batch, max(0.0, 1 - s), 1 + s, generator, device)
-            for s in strengths[:3]
+            self._uniform(batch, max(0.0, 1 - s), 1 + s, generator, device) for s in strengths[:3]
         ] + [self._uniform(batch, -spec.hue, spec.hue, generator, device)]
         jittered = self._coin(batch, spec.jitter_p, generator, device)
         # torchvision's ColorJitter applies its four steps in a random order, drawn per image.

@@ -39,7 +39,9 @@ class ImageCollection:
                 f"{self.name}: {len(self.images)} images but {len(self.labels)} labels "
                 f"and {len(self.splits)} split tags"
             )
-        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
+        if len(self.labels) and (
+            self.labels.min() < 0 or self.labels.max() >= len(self.class_names)
+        ):
             raise ValueError(
                 f"{self.name}: labels span {self.labels.min()}..{self.labels.max()} but there are "
                 f"only {len(self.class_names)} class names"

@@ -52,10 +52,14 @@ def load_medmnist(flag: str, root: str | os.PathLike, size: int = 28, download: 
             raise DatasetUnavailableError(
                 _missing_medmnist_message(flag, file_path, url, error)
             ) from error
-    parts = [dataset_class(split=split, root=str(root), size=size, download=False) for split in SPLITS]
+    parts = [
+        dataset_class(split=split, root=str(root), size=size, download=False) for split in SPLITS
+    ]
     images = np.concatenate([_as_rgb(np.asarray(part.imgs)) for part in parts])
     labels = np.concatenate([np.asarray(part.labels).reshape(-1) for part in parts])
-    splits = np.concatenate([np.full(len(part.labels), split) for part, split in zip(parts, SPLITS)])
+    splits = np.concatenate(
+        [np.full(len(part.labels), split) for part, split in zip(parts, SPLITS)]
+    )
     class_names = [info["label"][str(i)] for i in range(len(info["label"]))]
     return ImageCollection(flag, images, labels, class_names, splits)
 

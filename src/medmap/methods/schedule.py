@@ -29,7 +29,9 @@ class Phase:
         if self.out_dim < 1:
             raise ValueError(f"a phase's output dimension must be >= 1, got {self.out_dim}")
         if self.trainable not in TRAINABLE_CHOICES:
-            raise ValueError(f"trainable must be one of {TRAINABLE_CHOICES}, got {self.trainable!r}")
+            raise ValueError(
+                f"trainable must be one of {TRAINABLE_CHOICES}, got {self.trainable!r}"
+            )
         if self.lr_factor <= 0:
             raise ValueError(f"a phase's lr factor must be > 0, got {self.lr_factor}")
         if not 0 <= self.warmup_epochs <= self.epochs:
@@ -60,8 +62,7 @@ def build_phases(
             f"phase; got lengths {lengths}"
         )
     return [
-        Phase(int(e), int(d), str(t), float(f), int(w))
-        for e, d, t, f, w in zip(*columns.values())
+        Phase(int(e), int(d), str(t), float(f), int(w)) for e, d, t, f, w in zip(*columns.values())
     ]
 
 

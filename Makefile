@@ -1,0 +1,37 @@
+# Every target installs what it needs into .venv first. Data: $DATA_DIR (default ./data).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: help install demo test test-all lint format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed  ## create .venv and install the package with its test tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install  ## t-SimCNE on BloodMNIST at the CPU budget (<= 15 min on 2 cores); map in outputs/runs/
+	$(BIN)/python train.py experiment=demo
+
+test: install  ## the test suite (real data from DATA_DIR, else ../shared/data; slow tests excluded)
+	$(BIN)/python -m pytest
+
+test-all: install  ## the test suite including the tests marked slow
+	$(BIN)/python -m pytest -m ""
+
+lint: install  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install  ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:  ## remove run outputs (keeps .venv)
+	rm -rf outputs/runs outputs/multirun

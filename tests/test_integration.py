@@ -1,0 +1,197 @@
+"""End to end on real data: the real Trainer, the real Hydra CLI, a real killed process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, data_dir, require_data
+from medmap.train import run_train
+
+RUN_FILES = (
+    "metrics.json",
+    "embedding.npy",
+    "labels.npy",
+    "embedding.png",
+    "checkpoints/last.ckpt",
+)
+METRIC_KEYS = {
+    "silhouette",
+    "knn_acc",
+    "dataset",
+    "aug",
+    "method",
+    "loss",
+    "seed",
+    "epochs",
+    "n_images",
+    "train_seconds",
+}
+
+
+def assert_run_dir(run: Path, n_images: int, hydra: bool = True) -> dict:
+    for name in RUN_FILES + ((".hydra/config.yaml",) if hydra else ()):
+        assert (run / name).is_file(), f"{name} missing in {run}"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) >= METRIC_KEYS
+    assert np.isfinite(metrics["silhouette"]) and np.isfinite(metrics["knn_acc"])
+    embedding = np.load(run / "embedding.npy")
+    assert embedding.shape == (n_images, 2) and embedding.dtype == np.float32
+    assert np.load(run / "labels.npy").shape == (n_images,)
+    assert metrics["n_images"] == n_images
+    return metrics
+
+
+def cli(*args: str, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATA_DIR": str(data_dir()), "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, "train.py", *args, "trainer.enable_progress_bar=false"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+@pytest.mark.data
+def test_three_phase_tsimcne_on_real_data(make_config, tmp_path):
+    require_data("medmnist", "bloodmnist.npz")
+    cfg = make_config("experiment=smoke", "aug=randrot", "dataset.subset=600")
+    metrics = run_train(cfg)
+    run = Path(cfg.paths.output_dir)
+    assert assert_run_dir(run, 600, hydra=False) == metrics
+    assert metrics["method"] == "tsimcne" and metrics["loss"] == "cauchy"
+    assert metrics["epochs"] == [2, 1, 2] and metrics["aug"] == "randrot"
+    checkpoint = torch.load(run / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["phase_index"] == 2 and checkpoint["epoch"] == 4
+    assert checkpoint["state_dict"]["head.output.weight"].shape[0] == 2
+    steps_per_epoch = 600 // 64
+    assert checkpoint["global_step"] == 5 * steps_per_epoch
+    logged = (run / "csv" / "metrics.csv").read_text().splitlines()
+    assert "train/loss_step" in logged[0]
+
+
+@pytest.mark.data
+def test_simclr_on_real_data_maps_backbone_features_with_tsne(make_config):
+    require_data("medmnist", "breastmnist.npz")
+    cfg = make_config("experiment=smoke", "method=simclr", "dataset=breastmnist")
+    metrics = run_train(cfg)
+    assert_run_dir(Path(cfg.paths.output_dir), 512, hydra=False)
+    assert metrics["method"] == "simclr" and metrics["loss"] == "cosine"
+    assert metrics["epochs"] == [3]
+
+
+@pytest.mark.data
+def test_multirun_of_two_jobs_through_the_cli(tmp_path):
+    require_data("medmnist", "breastmnist.npz")
+    result = cli(
+        "-m",
+        "experiment=smoke",
+        "dataset=breastmnist",
+        "aug=default,rot90",
+        "dataset.subset=200",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert len(runs) == 2
+    augs = []
+    for run in runs:
+        augs.append(assert_run_dir(run, 200)["aug"])
+        saved = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
+        assert saved["dataset"]["name"] == "breastmnist"
+    assert augs == ["default", "rot90"]
+
+
+@pytest.mark.data
+def test_leukemia_smoke_legend_lists_the_class_abbreviations(tmp_path):
+    root = require_data("leukemia-sample")
+    result = cli(
+        "dataset=leukemia", f"dataset.root={root}", "experiment=smoke", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = assert_run_dir(tmp_path, 30)
+    assert metrics["dataset"] == "leukemia" and metrics["batch_size"] == 30
+
+
+def latest_phase(checkpoint_path: Path):
+    try:
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        return checkpoint["phase_index"], checkpoint["epoch"]
+    except Exception:  # missing or half-written: try again
+        return None
+
+
+@pytest.mark.data
+def test_killed_in_phase_two_resumes_to_the_full_schedule(tmp_path):
+    require_data("medmnist", "bloodmnist.npz")
+    first = tmp_path / "first"
+    args = [
+        "experiment=smoke",
+        "method.epochs=[1,30,1]",
+        "method.warmup_epochs=[0,0,0]",
+        "dataset.subset=512",
+    ]
+    env = {**os.environ, "DATA_DIR": str(data_dir())}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "train.py",
+            *args,
+            f"hydra.run.dir={first}",
+            "trainer.enable_progress_bar=false",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = first / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    state = None
+    while time.time() < deadline and process.poll() is None:
+        state = latest_phase(checkpoint)
+        if state and state[0] == 1 and state[1] >= 2:  # two epochs into phase 2
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    state = latest_phase(checkpoint)
+    assert state is not None and state[0] == 1, f"the kill did not land in phase 2: {state}"
+    assert not (first / "metrics.json").exists()
+
+    second = tmp_path / "second"
+    result = cli(*args, f"ckpt_path={checkpoint}", f"hydra.run.dir={second}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = assert_run_dir(second, 512)
+    assert metrics["resumed_from"] == str(checkpoint)
+    final = torch.load(second / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    assert final["epoch"] == 31 and final["phase_index"] == 2
+    assert final["global_step"] == 32 * (512 // 64)
+
+
+def test_missing_dataset_offline_is_one_clear_message_without_traceback(tmp_path):
+    env = {**os.environ, "DATA_DIR": str(tmp_path / "empty")}
+    result = subprocess.run(
+        [sys.executable, "train.py", "dataset=dermamnist", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    assert "dermamnist.npz" in output and "DATA_DIR" in output
+    assert "Traceback" in (tmp_path / "run" / "error.log").read_text()
