@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from conftest import REPO, data_dir, require_data
+from test_data import LEUKEMIA_CLASSES
 from medmap.train import run_train
 
 RUN_FILES = (
@@ -75,6 +76,12 @@ def test_three_phase_tsimcne_on_real_data(make_config, tmp_path):
     checkpoint = torch.load(run / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["phase_index"] == 2 and checkpoint["epoch"] == 4
     assert checkpoint["state_dict"]["head.output.weight"].shape[0] == 2
+    for phase, epoch in ((1, 1), (2, 2)):
+        saved = torch.load(
+            run / f"checkpoints/phase{phase}_end.ckpt", map_location="cpu", weights_only=False
+        )
+        assert saved["phase_index"] == phase - 1 and saved["epoch"] == epoch
+    assert not (run / "checkpoints/phase3_end.ckpt").exists()  # that one is last.ckpt
     steps_per_epoch = 600 // 64
     assert checkpoint["global_step"] == 5 * steps_per_epoch
     logged = (run / "csv" / "metrics.csv").read_text().splitlines()
@@ -122,6 +129,7 @@ def test_leukemia_smoke_legend_lists_the_class_abbreviations(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = assert_run_dir(tmp_path, 30)
     assert metrics["dataset"] == "leukemia" and metrics["batch_size"] == 30
+    assert metrics["class_names"] == LEUKEMIA_CLASSES  # the legend's labels
 
 
 def latest_phase(checkpoint_path: Path):

@@ -155,3 +155,15 @@ def test_simclr_is_one_128d_phase_sharing_the_same_module():
     images = torch.randint(0, 256, (6, 28, 28, 3), dtype=torch.uint8).numpy()
     assert module.backbone_features(images).shape == (6, 32)
     assert module.project(images).shape == (6, 128)
+
+
+def test_head_stays_float32_under_bf16_autocast():
+    module = make_module()
+    module.enter_phase(1)
+    images = torch.rand(4, 3, 28, 28)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = module(images)
+        features = module.backbone(images)
+    assert outputs.dtype == torch.float32
+    expected = module.head(features.float())
+    assert torch.equal(outputs, expected)

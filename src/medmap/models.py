@@ -55,6 +55,14 @@ class SmallImageResNet18(nn.Module):
             in_channels = out_channels
         self.stages = nn.Sequential(*stages)
         self.out_features = in_channels
+        # The standard ResNet initialisation (as torchvision's): He-normal convolutions,
+        # BatchNorm starting as the identity.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(nn.functional.adaptive_avg_pool2d(self.stages(self.stem(x)), 1), 1)

@@ -26,9 +26,9 @@ def plot_map(
     class_names: list[str],
     path: str | Path,
     title: str = "",
-) -> None:
-    """Scatter of the map coloured by class, with the class names in the legend."""
-    figure, axes = plt.subplots(figsize=(8, 6.5), dpi=150)
+) -> list[str]:
+    """Scatter of the map coloured by class, with the class names in the legend (returned)."""
+    figure, axes = plt.subplots(figsize=(7, 8), dpi=150)
     colours = class_colours(len(class_names))
     point_size = float(np.clip(2000 / max(len(labels), 1), 0.5, 30))
     order = np.random.default_rng(0).permutation(len(labels))  # no class hides another
@@ -44,18 +44,18 @@ def plot_map(
         plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=name)
         for i, name in enumerate(class_names)
     ]
-    axes.legend(
+    legend = axes.legend(
         handles=handles,
-        loc="center left",
-        bbox_to_anchor=(1.0, 0.5),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.02),
+        ncol=3 if len(class_names) > 8 else 2,
         frameon=False,
         fontsize=8,
-        markerscale=1.2,
     )
-    axes.set_aspect("equal", adjustable="datalim")
+    axes.set_aspect("equal", adjustable="box")
     axes.set_xticks([])
     axes.set_yticks([])
-    axes.set_title(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path)
+    axes.set_title(title, fontsize=9)
+    figure.savefig(path, bbox_inches="tight")
     plt.close(figure)
+    return [text.get_text() for text in legend.get_texts()]

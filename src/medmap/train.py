@@ -118,7 +118,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         default_root_dir=str(output_dir),
         logger=build_logger(cfg, output_dir),
         callbacks=[
-            PhaseSchedule(),
+            PhaseSchedule(output_dir / "checkpoints"),
             # No monitor + top-1: every epoch overwrites checkpoints/last.ckpt.
             pl.callbacks.ModelCheckpoint(
                 dirpath=str(output_dir / "checkpoints"),
@@ -151,6 +151,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         "batch_size": batch_size,
         "width": cfg.model.width,
         "n_images": len(collection),
+        "class_names": collection.class_names,
         "skipped_files": collection.skipped_files,
         "train_seconds": round(train_seconds, 2),
         "resumed_from": cfg.ckpt_path,

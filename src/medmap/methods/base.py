@@ -79,7 +79,10 @@ class ContrastiveMapModule(pl.LightningModule):
             )
         target = self.phases[index]
         if self.head.out_features != target.out_dim:
-            self.head.replace_output(target.out_dim, self.hparams.new_output_init_std)
+            # Seeded by (seed, phase): a resumed run draws the layer the uninterrupted one drew.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.hparams.seed * 1009 + index)
+                self.head.replace_output(target.out_dim, self.hparams.new_output_init_std)
         self.phase_index = index
         self._apply_trainable()
         log.info("Phase %d: %s", index + 1, target)
@@ -97,7 +100,12 @@ class ContrastiveMapModule(pl.LightningModule):
         return images
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(self._prepare(images)))
+        features = self.backbone(self._prepare(images))
+        # The head runs in float32 even under bf16 autocast: bf16 keeps 8 bits of mantissa,
+        # so 2-D coordinates of size ~100 would move in steps of 0.5, coarser than the
+        # distances between an image's two views that the Cauchy kernel must resolve.
+        with torch.autocast(features.device.type, enabled=False):
+            return self.head(features.float())
 
     def training_step(self, batch: torch.Tensor, batch_index: int) -> torch.Tensor:
         # The views depend only on (seed, global step): a resumed run draws what the
@@ -115,6 +123,7 @@ class ContrastiveMapModule(pl.LightningModule):
                 "kept; lower method.lr_per_256 or check the input images for NaNs."
             )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
         self.log("train/phase", float(self.phase_index + 1), on_step=False, on_epoch=True)
         return loss
 

@@ -1,0 +1,97 @@
+"""Every option of every config group composes, resolves and builds its part."""
+
+import inspect
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+from hydra.utils import get_method
+from omegaconf import OmegaConf
+
+from conftest import CONF_DIR, compose_config
+from medmap.data import ImageCollection
+from medmap.plotting import plot_map
+from medmap.train import build_logger, build_module, effective_batch_size
+
+GROUPS = ("dataset", "aug", "loss", "method", "trainer", "logger", "experiment")
+REQUIRED = {"imagefolder": ["dataset.root=/some/folder"], "npz": ["dataset.path=/some/file.npz"]}
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def test_the_contracted_options_exist():
+    assert set(options("dataset")) >= {
+        "bloodmnist", "dermamnist", "pathmnist", "breastmnist", "leukemia", "pcam",
+        "imagefolder", "npz"}  # fmt: skip
+    assert set(options("aug")) == {"default", "rot90", "randrot", "nocrop", "nojitter", "nogray"}
+    assert set(options("loss")) == {"cauchy", "cosine"}
+    assert set(options("method")) >= {"tsimcne", "simclr"}
+    assert set(options("trainer")) >= {"cpu", "gpu"}
+    assert set(options("logger")) == {"none", "csv", "wandb"}
+    assert set(options("experiment")) >= {"smoke", "demo"}
+
+
+def tiny_collection() -> ImageCollection:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 28, 28, 3), dtype=np.uint8)
+    return ImageCollection("tiny", images, np.arange(40) % 4, list("abcd"))
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_option_composes_and_builds(group, tmp_path):
+    for option in options(group):
+        overrides = [f"{group}={option}", *REQUIRED.get(option, [])]
+        if group != "experiment":
+            overrides.append("experiment=smoke")
+        cfg = compose_config(overrides, tmp_path / option)
+        OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+        loader = get_method(cfg.dataset._target_)
+        keys = set(cfg.dataset) - {"_target_", "name", "subset"}
+        inspect.signature(loader).bind(**dict.fromkeys(keys))
+        module = build_module(cfg, tiny_collection(), effective_batch_size(8, 40))
+        assert module.total_epochs == sum(cfg.method.epochs)
+        assert module.loss_fn is not None and module.augmenter.spec.name == cfg.aug.name
+        build_logger(cfg, tmp_path / option)
+        if cfg.trainer.accelerator != "gpu":
+            pl.Trainer(**OmegaConf.to_container(cfg.trainer), logger=False)
+
+
+def test_method_chooses_its_loss_unless_overridden(tmp_path):
+    assert compose_config(["method=simclr"]).loss.kernel == "cosine"
+    assert compose_config(["method=tsimcne"]).loss.kernel == "cauchy"
+    assert compose_config(["method=simclr", "loss=cauchy"]).loss.kernel == "cauchy"
+    assert compose_config(["loss=cosine", "loss.temperature=0.2"]).loss.temperature == 0.2
+
+
+def test_budgets_set_epochs_and_batch_size_and_experiments_compose_with_any_dataset():
+    paper = compose_config([])
+    assert list(paper.method.epochs) == [1000, 50, 450]
+    assert list(paper.method.warmup_epochs) == [10, 0, 10] and paper.method.batch_size == 1024
+    assert list(paper.method.lr_factors) == [1.0, 1.0, 0.001] and paper.method.lr_per_256 == 0.03
+    simclr = compose_config(["method=simclr"])
+    assert list(simclr.method.epochs) == [1000] and list(simclr.method.out_dims) == [128]
+    smoke = compose_config(["experiment=smoke", "dataset=leukemia", "aug=rot90"])
+    assert smoke.dataset.name == "leukemia" and smoke.aug.name == "rot90"
+    assert smoke.budget == "smoke" and smoke.model.width < 64
+    explicit = compose_config(["experiment=smoke", "method.epochs=[3,1,1]"])
+    assert list(explicit.method.epochs) == [3, 1, 1]
+    demo = compose_config(["experiment=demo"])
+    assert demo.dataset.name == "bloodmnist" and demo.method.name == "tsimcne"
+
+
+def test_batch_size_larger_than_dataset_shrinks_and_tiny_values_fail():
+    from medmap.errors import UserFacingError
+
+    assert effective_batch_size(256, 30) == 30
+    assert effective_batch_size(64, 1000) == 64
+    with pytest.raises(UserFacingError, match="at least 2"):
+        effective_batch_size(1, 100)
+
+
+def test_map_legend_shows_class_names(tmp_path):
+    names = ["basophil", "eosinophil", "erythroblast"]
+    labels = np.array([0, 1, 2, 1])
+    shown = plot_map(np.zeros((4, 2)), labels, names, tmp_path / "map.png", "title")
+    assert shown == names and (tmp_path / "map.png").stat().st_size > 1000
