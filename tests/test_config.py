@@ -70,6 +70,7 @@ def test_budgets_set_epochs_and_batch_size_and_experiments_compose_with_any_data
     assert list(paper.method.epochs) == [1000, 50, 450]
     assert list(paper.method.warmup_epochs) == [10, 0, 10] and paper.method.batch_size == 1024
     assert list(paper.method.lr_factors) == [1.0, 1.0, 0.001] and paper.method.lr_per_256 == 0.03
+    assert list(compose_config(["budget=cpu"]).method.lr_factors) == [1.0, 1.0, 0.1]
     simclr = compose_config(["method=simclr"])
     assert list(simclr.method.epochs) == [1000] and list(simclr.method.out_dims) == [128]
     smoke = compose_config(["experiment=smoke", "dataset=leukemia", "aug=rot90"])

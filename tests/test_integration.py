@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from conftest import REPO, data_dir, require_data
-from test_data import LEUKEMIA_CLASSES
 from medmap.train import run_train
+from test_data import LEUKEMIA_CLASSES
 
 RUN_FILES = (
     "metrics.json",
@@ -203,3 +203,23 @@ def test_missing_dataset_offline_is_one_clear_message_without_traceback(tmp_path
     assert "Traceback" not in output
     assert "dermamnist.npz" in output and "DATA_DIR" in output
     assert "Traceback" in (tmp_path / "run" / "error.log").read_text()
+
+
+@pytest.mark.data
+def test_a_failed_multirun_job_is_recorded_and_the_others_go_on(tmp_path):
+    require_data("medmnist", "breastmnist.npz")
+    if (data_dir() / "medmnist" / "dermamnist.npz").exists():
+        pytest.skip("needs dermamnist to be absent")
+    result = cli(
+        "-m",
+        "experiment=smoke",
+        "dataset=dermamnist,breastmnist",
+        "dataset.subset=200",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    failed, done = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert "dermamnist.npz" in json.loads((failed / "failed.json").read_text())["error"]
+    assert not (failed / "metrics.json").exists()
+    assert_run_dir(done, 200)
+    assert "Traceback" not in result.stdout + result.stderr

@@ -29,5 +29,8 @@ class PhaseSchedule(pl.Callback):
         if self.checkpoint_dir is None:
             return
         next_epoch = trainer.current_epoch + 1
-        if next_epoch < module.total_epochs and module.phase_at_epoch(next_epoch) != module.phase_index:
+        if (
+            next_epoch < module.total_epochs
+            and module.phase_at_epoch(next_epoch) != module.phase_index
+        ):
             trainer.save_checkpoint(self.checkpoint_dir / f"phase{module.phase_index + 1}_end.ckpt")
