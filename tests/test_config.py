@@ -96,3 +96,17 @@ def test_map_legend_shows_class_names(tmp_path):
     labels = np.array([0, 1, 2, 1])
     shown = plot_map(np.zeros((4, 2)), labels, names, tmp_path / "map.png", "title")
     assert shown == names and (tmp_path / "map.png").stat().st_size > 1000
+
+
+def test_out_of_range_settings_become_user_errors(tmp_path):
+    from medmap.errors import UserFacingError
+
+    for override, fragment in [
+        ("aug.hflip_p=1.5", "probability"),
+        ("method.epochs=[5,3]", "one entry per phase"),
+        ("model.width=0", "width"),
+        ("loss.kernel=euclid", "cauchy"),
+    ]:
+        cfg = compose_config(["experiment=smoke", override], tmp_path)
+        with pytest.raises(UserFacingError, match=fragment):
+            build_module(cfg, tiny_collection(), 8)

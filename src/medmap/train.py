@@ -27,7 +27,7 @@ from medmap.data import ImageCollection, load_dataset, mean_border_colour
 from medmap.data.loading import training_loader
 from medmap.errors import UserFacingError
 from medmap.evaluation import map_metrics
-from medmap.methods import ContrastiveMapModule, build_phases
+from medmap.methods import build_phases
 from medmap.plotting import plot_map
 
 log = logging.getLogger(__name__)
@@ -61,26 +61,27 @@ def build_module(cfg: DictConfig, collection: ImageCollection, batch_size: int):
             method.lr_factors,
             method.warmup_epochs,
         )
-    except ValueError as error:
-        raise UserFacingError(f"Invalid method configuration: {error}") from error
-    module_class = get_class(method._target_)
-    return module_class(
-        phases=[asdict(phase) for phase in phases],
-        backbone_width=cfg.model.width,
-        head_hidden=cfg.model.head_hidden,
-        loss_kernel=cfg.loss.kernel,
-        temperature=cfg.loss.temperature,
-        base_lr=method.lr_per_256 * batch_size / 256,
-        momentum=method.momentum,
-        weight_decay=method.weight_decay,
-        augmentation=OmegaConf.to_container(cfg.aug, resolve=True),
-        fill_colour=mean_border_colour(collection.images).tolist(),
-        steps_per_epoch=len(collection) // batch_size,
-        seed=cfg.seed,
-        channels_last=cfg.model.channels_last,
-        new_output_init_std=method.new_output_init_std,
-        map_options=OmegaConf.to_container(method.map, resolve=True) if "map" in method else None,
-    )
+        return get_class(method._target_)(
+            phases=[asdict(phase) for phase in phases],
+            backbone_width=cfg.model.width,
+            head_hidden=cfg.model.head_hidden,
+            loss_kernel=cfg.loss.kernel,
+            temperature=cfg.loss.temperature,
+            base_lr=method.lr_per_256 * batch_size / 256,
+            momentum=method.momentum,
+            weight_decay=method.weight_decay,
+            augmentation=OmegaConf.to_container(cfg.aug, resolve=True),
+            fill_colour=mean_border_colour(collection.images).tolist(),
+            steps_per_epoch=len(collection) // batch_size,
+            seed=cfg.seed,
+            channels_last=cfg.model.channels_last,
+            new_output_init_std=method.new_output_init_std,
+            map_options=OmegaConf.to_container(method.map, resolve=True)
+            if "map" in method
+            else None,
+        )
+    except ValueError as error:  # out-of-range settings in method, model, loss or aug
+        raise UserFacingError(f"Invalid configuration: {error}") from error
 
 
 def build_logger(cfg: DictConfig, output_dir: Path):
@@ -136,6 +137,8 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         raise UserFacingError(
             f"Training was interrupted; resume with ckpt_path={output_dir}/checkpoints/last.ckpt"
         )
+    device = trainer.strategy.root_device
+    module.to(device)  # Lightning's teardown leaves the module on the CPU; embed on the accelerator
     embedding = module.embed_map(collection.images)
     metrics = {
         **map_metrics(
@@ -155,11 +158,11 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         "skipped_files": collection.skipped_files,
         "train_seconds": round(train_seconds, 2),
         "resumed_from": cfg.ckpt_path,
-        "device": str(module.device),
+        "device": str(device),
         "versions": {"torch": torch.__version__, "pytorch_lightning": pl.__version__},
         "git_commit": _git_commit(),
     }
-    save_run_outputs(output_dir, collection, embedding, metrics, module)
+    save_run_outputs(output_dir, collection, embedding, metrics)
     log.info("silhouette %.3f, kNN acc %.1f%%", metrics["silhouette"], metrics["knn_acc"])
     return metrics
 
@@ -169,7 +172,6 @@ def save_run_outputs(
     collection: ImageCollection,
     embedding: np.ndarray,
     metrics: dict[str, Any],
-    module: ContrastiveMapModule,
 ) -> None:
     np.save(output_dir / "embedding.npy", embedding.astype(np.float32))
     np.save(output_dir / "labels.npy", collection.labels)
