@@ -85,7 +85,8 @@ def test_three_phase_tsimcne_on_real_data(make_config, tmp_path):
     steps_per_epoch = 600 // 64
     assert checkpoint["global_step"] == 5 * steps_per_epoch
     logged = (run / "csv" / "metrics.csv").read_text().splitlines()
-    assert "train/loss_step" in logged[0]
+    assert "train/loss_step" in logged[0] and "train/lr" in logged[0]
+    assert "map/silhouette" in logged[0]
 
 
 @pytest.mark.data
@@ -223,3 +224,14 @@ def test_a_failed_multirun_job_is_recorded_and_the_others_go_on(tmp_path):
     assert not (failed / "metrics.json").exists()
     assert_run_dir(done, 200)
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_demo_map_beats_tsne_of_pixels_on_silhouette(tmp_path):
+    """The `make demo` job itself (~12 minutes on 2 CPU cores)."""
+    require_data("medmnist", "bloodmnist.npz")
+    result = cli("experiment=demo", f"hydra.run.dir={tmp_path}", timeout=3600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = assert_run_dir(tmp_path, 17092)
+    assert metrics["silhouette"] > 0.063  # t-SNE of raw pixels on the same data

@@ -163,6 +163,10 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         "git_commit": _git_commit(),
     }
     save_run_outputs(output_dir, collection, embedding, metrics)
+    if trainer.logger:  # the map's scores beside the training curves (csv, wandb)
+        final = {f"map/{key}": metrics[key] for key in ("silhouette", "knn_acc")}
+        trainer.logger.log_metrics(final, step=trainer.global_step)
+        trainer.logger.save()
     log.info("silhouette %.3f, kNN acc %.1f%%", metrics["silhouette"], metrics["knn_acc"])
     return metrics
 

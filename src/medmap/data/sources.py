@@ -65,7 +65,11 @@ def load_medmnist(flag: str, root: str | os.PathLike, size: int = 28, download: 
 
 
 def _missing_medmnist_message(flag: str, path: Path, url: str, error: Exception | None) -> str:
-    reason = f"downloading it failed ({error})" if error else "downloading is switched off"
+    reason = (
+        f"the download failed ({type(error).__name__}; is the machine offline?)"
+        if error
+        else "downloading is switched off (dataset.download=false)"
+    )
     return (
         f"The {flag} dataset file was not found at {path} and {reason}. "
         f"Either download {url} on a machine with internet access and copy it to {path}, "
