@@ -26,11 +26,6 @@ def require_data(*relative: str) -> Path:
     return path
 
 
-@pytest.fixture
-def real_data_dir() -> Path:
-    return require_data("medmnist", "bloodmnist.npz").parents[1]
-
-
 def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
     """The config ``train.py`` would see for these overrides, with the run dir set."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
