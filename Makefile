@@ -3,10 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install demo test test-all lint format clean
+# Tables: BUDGET=paper|cpu|smoke, SEEDS (count), DATASETS (comma-separated; default: the table's).
+BUDGET ?= paper
+SEEDS ?= 3
+DATASETS ?=
+TABLE_ARGS = --budget $(BUDGET) --seeds $(SEEDS) $(if $(DATASETS),--datasets $(DATASETS))
+
+.PHONY: help install demo test test-all lint format clean table1 table2 table3 tables
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed  ## create .venv and install the package with its test tools
 
@@ -18,6 +24,12 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install  ## t-SimCNE on BloodMNIST at the CPU budget (<= 15 min on 2 cores); map in outputs/runs/
 	$(BIN)/python train.py experiment=demo
+
+table1 table2 table3: install  ## run a table's sweeps (BUDGET, SEEDS, DATASETS), write outputs/tables/
+	$(BIN)/python scripts/tables.py run $@ $(TABLE_ARGS)
+
+tables: install  ## rebuild tables 1-3 from existing runs under outputs/ (no training; BUDGET= to pick)
+	$(BIN)/python scripts/tables.py build $(if $(filter command line environment,$(origin BUDGET)),--budget $(BUDGET))
 
 test: install  ## the test suite (real data from DATA_DIR, else ../shared/data; slow tests excluded)
 	$(BIN)/python -m pytest

@@ -11,7 +11,13 @@ from omegaconf import OmegaConf
 from conftest import CONF_DIR, compose_config
 from medmap.data import ImageCollection
 from medmap.plotting import plot_map
-from medmap.train import build_logger, build_module, effective_batch_size
+from medmap.train import (
+    build_baseline,
+    build_logger,
+    build_module,
+    effective_batch_size,
+    trains_a_network,
+)
 
 GROUPS = ("dataset", "aug", "loss", "method", "trainer", "logger", "experiment")
 REQUIRED = {"imagefolder": ["dataset.root=/some/folder"], "npz": ["dataset.path=/some/file.npz"]}
@@ -27,10 +33,10 @@ def test_the_contracted_options_exist():
         "imagefolder", "npz"}  # fmt: skip
     assert set(options("aug")) == {"default", "rot90", "randrot", "nocrop", "nojitter", "nogray"}
     assert set(options("loss")) == {"cauchy", "cosine"}
-    assert set(options("method")) >= {"tsimcne", "simclr"}
+    assert set(options("method")) >= {"tsimcne", "simclr", "tsne"}
     assert set(options("trainer")) >= {"cpu", "gpu"}
     assert set(options("logger")) == {"none", "csv", "wandb"}
-    assert set(options("experiment")) >= {"smoke", "demo"}
+    assert set(options("experiment")) >= {"smoke", "demo", "cpu", "paper"}
 
 
 def tiny_collection() -> ImageCollection:
@@ -50,9 +56,12 @@ def test_every_option_composes_and_builds(group, tmp_path):
         loader = get_method(cfg.dataset._target_)
         keys = set(cfg.dataset) - {"_target_", "name", "subset"}
         inspect.signature(loader).bind(**dict.fromkeys(keys))
-        module = build_module(cfg, tiny_collection(), effective_batch_size(8, 40))
-        assert module.total_epochs == sum(cfg.method.epochs)
-        assert module.loss_fn is not None and module.augmenter.spec.name == cfg.aug.name
+        if trains_a_network(cfg):
+            module = build_module(cfg, tiny_collection(), effective_batch_size(8, 40))
+            assert module.total_epochs == sum(cfg.method.epochs)
+            assert module.loss_fn is not None and module.augmenter.spec.name == cfg.aug.name
+        else:
+            assert build_baseline(cfg).features == cfg.method.features
         build_logger(cfg, tmp_path / option)
         if cfg.trainer.accelerator != "gpu":
             pl.Trainer(**OmegaConf.to_container(cfg.trainer), logger=False)

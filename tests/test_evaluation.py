@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import silhouette_samples
 
-from medmap.evaluation import knn_accuracy, map_metrics, silhouette
+from medmap.evaluation import knn_accuracy, linear_evaluation, map_metrics, silhouette
 
 
 def two_blobs(spread: float, count: int = 200, seed: int = 0):
@@ -57,3 +57,20 @@ def test_tiny_datasets_still_score():
     assert set(result) == {"silhouette", "knn_acc"}
     assert np.isnan(result["silhouette"])  # one point per class: undefined
     assert 0.0 <= result["knn_acc"] <= 100.0
+
+
+def test_linear_evaluation_trains_on_train_split_and_scores_the_test_split():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 100)
+    centres = np.array([[5.0, 0, 0, 0], [0, 5.0, 0, 0], [0, 0, 5.0, 0]])
+    features = centres[labels] + rng.normal(size=(300, 4))
+    splits = np.where(np.arange(300) % 5 == 0, "test", "train")
+    assert linear_evaluation(features, labels, splits) == 100.0
+    # A test split whose labels the features cannot predict scores at chance: the score
+    # really comes from the test split, not the training points.
+    shuffled = labels.copy()
+    test = splits == "test"
+    shuffled[test] = rng.permutation(labels[test])
+    assert linear_evaluation(features, shuffled, splits) < 60.0
+    # No test split (e.g. an image folder without splits): nothing to score.
+    assert np.isnan(linear_evaluation(features, labels, np.full(300, "train")))

@@ -87,6 +87,11 @@ def test_three_phase_tsimcne_on_real_data(make_config, tmp_path):
     logged = (run / "csv" / "metrics.csv").read_text().splitlines()
     assert "train/loss_step" in logged[0] and "train/lr" in logged[0]
     assert "map/silhouette" in logged[0]
+    # map snapshots at the end of each 2-D phase (phase 2 ends at epoch 3, phase 3 at 5)
+    assert sorted(p.name for p in (run / "snapshots").iterdir()) == [
+        "map_epoch0003.png",
+        "map_epoch0005.png",
+    ]
 
 
 @pytest.mark.data
@@ -97,6 +102,9 @@ def test_simclr_on_real_data_maps_backbone_features_with_tsne(make_config):
     assert_run_dir(Path(cfg.paths.output_dir), 512, hydra=False)
     assert metrics["method"] == "simclr" and metrics["loss"] == "cosine"
     assert metrics["epochs"] == [3]
+    # Table 3: linear classifier on frozen features, train split -> test split
+    assert 0.0 <= metrics["linear_acc"] <= 100.0
+    assert not (Path(cfg.paths.output_dir) / "snapshots").exists()  # 128-D: no map to snapshot
 
 
 @pytest.mark.data

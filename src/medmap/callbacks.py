@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
+
+from medmap.plotting import plot_map
+
+
+def ends_a_phase(module, epoch: int) -> bool:
+    """Whether the epoch with (0-based) index ``epoch`` is the last one of its phase."""
+    following = epoch + 1
+    return following >= module.total_epochs or module.phase_at_epoch(
+        following
+    ) != module.phase_at_epoch(epoch)
 
 
 class PhaseSchedule(pl.Callback):
@@ -28,9 +39,39 @@ class PhaseSchedule(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, module) -> None:
         if self.checkpoint_dir is None:
             return
-        next_epoch = trainer.current_epoch + 1
-        if (
-            next_epoch < module.total_epochs
-            and module.phase_at_epoch(next_epoch) != module.phase_index
-        ):
+        epoch = trainer.current_epoch
+        if epoch + 1 < module.total_epochs and ends_a_phase(module, epoch):
             trainer.save_checkpoint(self.checkpoint_dir / f"phase{module.phase_index + 1}_end.ckpt")
+
+
+class MapSnapshots(pl.Callback):
+    """Plots the current 2-D map of a fixed sample of images every ``every_n_epochs`` epochs
+    and at the end of each phase, as PNGs in ``directory``; a wandb logger also receives them
+    as images (the dashboard's view of the map taking shape). Phases whose head is not 2-D
+    have no map to show and are skipped."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        class_names: list[str],
+        directory: str | Path,
+        every_n_epochs: int,
+    ) -> None:
+        self.images = images
+        self.labels = labels
+        self.class_names = class_names
+        self.directory = Path(directory)
+        self.every_n_epochs = every_n_epochs
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module) -> None:
+        epoch = trainer.current_epoch
+        due = self.every_n_epochs > 0 and (epoch + 1) % self.every_n_epochs == 0
+        if module.head.out_features != 2 or not (due or ends_a_phase(module, epoch)):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"map_epoch{epoch + 1:04d}.png"
+        title = f"epoch {epoch + 1}/{module.total_epochs} (phase {module.phase_index + 1})"
+        plot_map(module.project(self.images), self.labels, self.class_names, path, title)
+        if isinstance(trainer.logger, pl.loggers.WandbLogger):
+            trainer.logger.log_image("map/snapshot", [str(path)], step=trainer.global_step)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import silhouette_score
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 
 def silhouette(embedding: np.ndarray, labels: np.ndarray) -> float:
@@ -45,3 +48,20 @@ def map_metrics(embedding: np.ndarray, labels: np.ndarray, k: int = 15, seed: in
         "silhouette": silhouette(embedding, labels),
         "knn_acc": knn_accuracy(embedding, labels, k=k, seed=seed),
     }
+
+
+def linear_evaluation(
+    features: np.ndarray,
+    labels: np.ndarray,
+    splits: np.ndarray,
+    max_iter: int = 1000,
+) -> float:
+    """Accuracy (%) of a linear classifier (multinomial logistic regression on standardised
+    features) fitted on the "train" split and scored on the "test" split (Table 3).
+    NaN when the dataset has no such pair of splits, or only one class to learn."""
+    train, test = splits == "train", splits == "test"
+    if not train.any() or not test.any() or len(np.unique(labels[train])) < 2:
+        return float("nan")
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
+    classifier.fit(features[train], labels[train])
+    return float(100.0 * np.mean(classifier.predict(features[test]) == labels[test]))

@@ -22,12 +22,13 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from medmap.callbacks import PhaseSchedule
-from medmap.data import ImageCollection, load_dataset, mean_border_colour
+from medmap.baselines import TSNEBaseline
+from medmap.callbacks import MapSnapshots, PhaseSchedule
+from medmap.data import ImageCollection, load_dataset, mean_border_colour, stratified_subset
 from medmap.data.loading import training_loader
 from medmap.errors import UserFacingError
-from medmap.evaluation import map_metrics
-from medmap.methods import build_phases
+from medmap.evaluation import linear_evaluation, map_metrics
+from medmap.methods import ContrastiveMapModule, build_phases
 from medmap.plotting import plot_map
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,11 @@ def effective_batch_size(requested: int, dataset_size: int) -> int:
         )
         return dataset_size
     return requested
+
+
+def trains_a_network(cfg: DictConfig) -> bool:
+    """Contrastive methods train a network; the t-SNE baselines only embed fixed features."""
+    return issubclass(get_class(cfg.method._target_), ContrastiveMapModule)
 
 
 def build_module(cfg: DictConfig, collection: ImageCollection, batch_size: int):
@@ -84,6 +90,18 @@ def build_module(cfg: DictConfig, collection: ImageCollection, batch_size: int):
         raise UserFacingError(f"Invalid configuration: {error}") from error
 
 
+def build_baseline(cfg: DictConfig) -> TSNEBaseline:
+    method = cfg.method
+    return get_class(method._target_)(
+        features=method.features,
+        seed=cfg.seed,
+        weights=method.weights,
+        image_size=method.image_size,
+        feature_batch_size=method.feature_batch_size,
+        map_options=OmegaConf.to_container(method.map, resolve=True),
+    )
+
+
 def build_logger(cfg: DictConfig, output_dir: Path):
     kind = cfg.logger.kind
     if kind == "none":
@@ -91,33 +109,57 @@ def build_logger(cfg: DictConfig, output_dir: Path):
     if kind == "csv":
         return pl.loggers.CSVLogger(save_dir=str(output_dir), name="csv", version="")
     if kind == "wandb":
+        identity = run_identity(cfg)
         return pl.loggers.WandbLogger(
             project=cfg.logger.project,
             save_dir=str(output_dir),
             mode=cfg.logger.mode,
-            group=cfg.logger.group,
-            tags=[str(t) for t in cfg.logger.tags],
+            group=cfg.logger.group
+            or _sweep_name()
+            or f"{identity['method']}-{identity['dataset']}",
+            name=output_dir.name,
+            tags=[f"{key}={value}" for key, value in identity.items() if value is not None],
             config=OmegaConf.to_container(cfg, resolve=True),
         )
     raise UserFacingError(f"Unknown logger.kind {kind!r}: use none, csv or wandb.")
 
 
-def run_train(cfg: DictConfig) -> dict[str, Any]:
-    """Train the configured method, embed all images, score and save the map."""
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    collection = load_dataset(cfg.dataset, cfg.seed)
-    log.info(
-        "%s: %d images, %d classes", collection.name, len(collection), len(collection.class_names)
-    )
+def _sweep_name() -> str | None:
+    """The multirun's sweep directory name (groups a sweep's runs on the dashboard)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return Path(HydraConfig.get().sweep.dir).name
+    return None
+
+
+def run_identity(cfg: DictConfig) -> dict[str, Any]:
+    """What a run is (the keys tables group by); written even when the run fails."""
+    trained = trains_a_network(cfg)
+    return {
+        "dataset": cfg.dataset.name,
+        "method": cfg.method.name,
+        "features": cfg.method.get("features"),
+        "aug": cfg.aug.name if trained else None,
+        "loss": cfg.loss.kernel if trained else None,
+        "seed": cfg.seed,
+        "budget": cfg.budget,  # for baselines too: the budget's experiment also sets the subset
+    }
+
+
+def train_network(
+    cfg: DictConfig, collection: ImageCollection, output_dir: Path, logger
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Train the contrastive method in one Trainer; return its map and what the run used."""
     batch_size = effective_batch_size(cfg.method.batch_size, len(collection))
     module = build_module(cfg, collection, batch_size)
+    snapshot_sample = stratified_subset(collection, cfg.evaluation.snapshot_points, cfg.seed)
     trainer = pl.Trainer(
         **OmegaConf.to_container(cfg.trainer, resolve=True),
         max_epochs=module.total_epochs,
         default_root_dir=str(output_dir),
-        logger=build_logger(cfg, output_dir),
+        logger=logger,
         callbacks=[
             PhaseSchedule(output_dir / "checkpoints"),
             # No monitor + top-1: every epoch overwrites checkpoints/last.ckpt.
@@ -126,6 +168,13 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
                 filename="last",
                 save_top_k=1,
                 enable_version_counter=False,
+            ),
+            MapSnapshots(
+                snapshot_sample.images,
+                snapshot_sample.labels,
+                collection.class_names,
+                output_dir / "snapshots",
+                cfg.evaluation.snapshot_every_n_epochs,
             ),
         ],
     )
@@ -140,35 +189,79 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     device = trainer.strategy.root_device
     module.to(device)  # Lightning's teardown leaves the module on the CPU; embed on the accelerator
     embedding = module.embed_map(collection.images)
+    linear_acc = float("nan")
+    if cfg.evaluation.linear_eval:
+        linear_acc = linear_evaluation(
+            module.backbone_features(collection.images),
+            collection.labels,
+            collection.splits,
+            max_iter=cfg.evaluation.linear_max_iter,
+        )
+    return embedding, {
+        "linear_acc": linear_acc,
+        "epochs": list(cfg.method.epochs),
+        "batch_size": batch_size,
+        "width": cfg.model.width,
+        "train_seconds": round(train_seconds, 2),
+        "resumed_from": cfg.ckpt_path,
+        "device": str(device),
+        "step": trainer.global_step,
+    }
+
+
+def embed_fixed_features(cfg: DictConfig, collection: ImageCollection) -> tuple[np.ndarray, dict]:
+    """The t-SNE baselines: no training, the map of fixed features."""
+    started = time.perf_counter()
+    embedding = build_baseline(cfg).fit_transform(collection.images)
+    return embedding, {"train_seconds": round(time.perf_counter() - started, 2), "step": 0}
+
+
+def run_train(cfg: DictConfig) -> dict[str, Any]:
+    """Train the configured method (or embed the baseline's features), score and save the map."""
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    collection = load_dataset(cfg.dataset, cfg.seed)
+    log.info(
+        "%s: %d images, %d classes", collection.name, len(collection), len(collection.class_names)
+    )
+    logger = build_logger(cfg, output_dir)
+    if trains_a_network(cfg):
+        embedding, details = train_network(cfg, collection, output_dir, logger)
+    else:
+        embedding, details = embed_fixed_features(cfg, collection)
+    step = details.pop("step")
     metrics = {
         **map_metrics(
             embedding, collection.labels, k=cfg.evaluation.knn_k, seed=cfg.evaluation.split_seed
         ),
-        "dataset": collection.name,
-        "aug": cfg.aug.name,
-        "method": cfg.method.name,
-        "loss": cfg.loss.kernel,
-        "seed": cfg.seed,
-        "budget": cfg.budget,
-        "epochs": list(cfg.method.epochs),
-        "batch_size": batch_size,
-        "width": cfg.model.width,
+        **run_identity(cfg),
+        **details,
         "n_images": len(collection),
         "class_names": collection.class_names,
         "skipped_files": collection.skipped_files,
-        "train_seconds": round(train_seconds, 2),
-        "resumed_from": cfg.ckpt_path,
-        "device": str(device),
         "versions": {"torch": torch.__version__, "pytorch_lightning": pl.__version__},
         "git_commit": _git_commit(),
     }
     save_run_outputs(output_dir, collection, embedding, metrics)
-    if trainer.logger:  # the map's scores beside the training curves (csv, wandb)
-        final = {f"map/{key}": metrics[key] for key in ("silhouette", "knn_acc")}
-        trainer.logger.log_metrics(final, step=trainer.global_step)
-        trainer.logger.save()
+    if logger:
+        publish_final_metrics(logger, metrics, output_dir / "embedding.png", step)
     log.info("silhouette %.3f, kNN acc %.1f%%", metrics["silhouette"], metrics["knn_acc"])
     return metrics
+
+
+def publish_final_metrics(logger, metrics: dict[str, Any], figure: Path, step: int) -> None:
+    """The map's scores beside the training curves; on wandb also as the run summary, with
+    the final map as an image."""
+    scores = ("silhouette", "knn_acc", "linear_acc")
+    logger.log_metrics({f"map/{key}": metrics[key] for key in scores if key in metrics}, step=step)
+    if isinstance(logger, pl.loggers.WandbLogger):
+        logger.log_image("map/final", [str(figure)], step=step)
+        summary = {k: v for k, v in metrics.items() if isinstance(v, int | float | str)}
+        logger.experiment.summary.update(summary)
+        logger.experiment.finish()
+    else:
+        logger.save()
 
 
 def save_run_outputs(
@@ -180,8 +273,9 @@ def save_run_outputs(
     np.save(output_dir / "embedding.npy", embedding.astype(np.float32))
     np.save(output_dir / "labels.npy", collection.labels)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    variant = f"aug={metrics['aug']}" if metrics["aug"] else f"features={metrics['features']}"
     title = (
-        f"{metrics['method']} · {metrics['dataset']} · aug={metrics['aug']} · "
+        f"{metrics['method']} · {metrics['dataset']} · {variant} · "
         f"silhouette {metrics['silhouette']:.2f} · kNN {metrics['knn_acc']:.1f}%"
     )
     plot_map(
@@ -214,7 +308,8 @@ def main(cfg: DictConfig) -> float | None:
         output_dir = Path(cfg.paths.output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "error.log").write_text(traceback.format_exc())
-        (output_dir / "failed.json").write_text(json.dumps({"error": str(error)}, indent=2) + "\n")
+        record = {"error": str(error), **run_identity(cfg)}
+        (output_dir / "failed.json").write_text(json.dumps(record, indent=2) + "\n")
         log.error("%s", error)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             return None

@@ -1,0 +1,137 @@
+"""Table 1's reference maps (SPEC §5): openTSNE of fixed features, no training.
+
+``features`` picks what t-SNE sees: the raw pixels, or the average-pooled output of an
+ImageNet-pretrained torchvision ResNet (images resized to 224, ImageNet normalisation).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from medmap.errors import UserFacingError
+from medmap.methods.simclr import tsne_map
+
+log = logging.getLogger(__name__)
+
+FEATURES = ("pixels", "resnet18", "resnet152")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class WeightsUnavailableError(UserFacingError):
+    """ImageNet weights are neither given, cached nor downloadable."""
+
+
+def pixel_features(images: np.ndarray) -> np.ndarray:
+    """Each uint8 image flattened to one float vector in [0, 1]."""
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+def imagenet_weights_file(architecture: str) -> tuple[str, Path]:
+    """The URL torchvision downloads ImageNet weights from, and where its cache keeps them."""
+    weights = torchvision.models.get_model_weights(architecture).IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    return weights.url, cached
+
+
+def load_imagenet_resnet(architecture: str, weights_file: str | None) -> torch.nn.Module:
+    """A torchvision ResNet with ImageNet weights and no classifier (outputs avg-pool features).
+
+    Weights come from ``weights_file`` when given, else torchvision's cache, else a download;
+    when none works the error says which file to fetch and where to put it.
+    """
+    url, cached = imagenet_weights_file(architecture)
+    if weights_file is not None:
+        source = Path(weights_file).expanduser()
+        if not source.is_file():
+            raise WeightsUnavailableError(
+                f"method.weights={weights_file} does not exist. Download {url} and pass its path."
+            )
+    elif cached.is_file():
+        source = cached
+    else:
+        try:
+            torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True)
+        except Exception as error:  # offline, proxy, HTTP or hash errors: all the same fix
+            raise WeightsUnavailableError(
+                f"ImageNet weights for {architecture} are not available: they are not in "
+                f"torchvision's cache ({cached}) and downloading {url} failed ({error}). On a "
+                f"machine with internet, download that file and either copy it to {cached} or "
+                f"pass method.weights=<path to it>."
+            ) from error
+        source = cached
+    model = torchvision.models.get_model(architecture, weights=None)
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, ValueError, OSError) as error:
+        raise WeightsUnavailableError(
+            f"{source} is not a {architecture} ImageNet state dict ({error}). "
+            f"Use the file torchvision publishes: {url}"
+        ) from error
+    model.fc = torch.nn.Identity()
+    log.info("Loaded %s ImageNet weights from %s", architecture, source)
+    return model.eval()
+
+
+@torch.no_grad()
+def resnet_features(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    image_size: int = 224,
+    batch_size: int = 128,
+) -> np.ndarray:
+    """Average-pooled features of uint8 images, resized and normalised as for ImageNet."""
+    device = next(model.parameters()).device
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        chunk = torch.from_numpy(images[start : start + batch_size]).to(device)
+        chunk = chunk.permute(0, 3, 1, 2).float() / 255.0
+        chunk = F.interpolate(chunk, size=(image_size, image_size), mode="bilinear", antialias=True)
+        outputs.append(model((chunk - mean) / std).float().cpu())
+    return torch.cat(outputs).numpy()
+
+
+class TSNEBaseline:
+    """t-SNE of pixels or of pretrained features, as a method of the config system
+    (``method=tsne method.features=...``) so it sweeps and tabulates like the trained ones."""
+
+    def __init__(
+        self,
+        features: str,
+        seed: int,
+        weights: str | None = None,
+        image_size: int = 224,
+        feature_batch_size: int = 128,
+        map_options: dict | None = None,
+    ) -> None:
+        if features not in FEATURES:
+            raise UserFacingError(
+                f"method.features={features!r} is not one of {', '.join(FEATURES)}."
+            )
+        self.features = features
+        self.seed = seed
+        self.weights = weights
+        self.image_size = image_size
+        self.feature_batch_size = feature_batch_size
+        self.map_options = dict(map_options or {})
+
+    def extract(self, images: np.ndarray) -> np.ndarray:
+        if self.features == "pixels":
+            return pixel_features(images)
+        model = load_imagenet_resnet(self.features, self.weights)
+        if torch.cuda.is_available():
+            model = model.cuda()
+        return resnet_features(model, images, self.image_size, self.feature_batch_size)
+
+    def fit_transform(self, images: np.ndarray) -> np.ndarray:
+        """The 2-D map (N, 2) float32 of uint8 images (N, H, W, 3)."""
+        return tsne_map(self.extract(images), self.seed, **self.map_options)

@@ -1,0 +1,396 @@
+"""The study's tables from run directories: collect runs, average over seeds, render.
+
+A table's layout (rows, columns, metrics, the poster's numbers and the sweeps behind it) is
+data in ``conf/tables/<name>.yaml``. Runs are found by their ``metrics.json`` (finished),
+``failed.json`` (a recorded failure) or only ``.hydra/config.yaml`` (unfinished: still
+running, or killed). Nothing here trains; building every table takes seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+IDENTITY_KEYS = ("dataset", "method", "features", "aug", "seed", "budget")
+MISSING = "—"
+
+
+@dataclass
+class Run:
+    directory: Path
+    identity: dict[str, Any]
+    status: str  # "ok" | "failed" | "unfinished"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    modified: float = 0.0
+
+    def matches(self, criteria: dict[str, Any]) -> bool:
+        return all(self.identity.get(key) == value for key, value in criteria.items())
+
+
+@dataclass
+class TableSpec:
+    name: str
+    title: str
+    metrics: list[dict[str, Any]]  # [{key, decimals}]
+    row_headers: list[str]
+    columns: list[str]
+    column_labels: dict[str, str]
+    rows: list[dict[str, Any]]  # [{labels, match, poster}]
+    sweeps: list[dict[str, str]]
+
+    @classmethod
+    def load(cls, path: str | Path) -> TableSpec:
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        return cls(**data)
+
+
+@dataclass
+class Cell:
+    values: dict[str, list[float]]  # metric -> one value per seed
+    failures: list[Run]
+    unfinished: list[Run]
+
+    @property
+    def count(self) -> int:
+        return max((len(v) for v in self.values.values()), default=0)
+
+
+# ---------------------------------------------------------------------------------------
+# Collecting runs
+
+
+def _identity_from_hydra_config(directory: Path) -> dict[str, Any] | None:
+    """Identity of a run that wrote nothing yet, read from its saved config (names only)."""
+    path = directory / ".hydra" / "config.yaml"
+    try:
+        cfg = OmegaConf.load(path)
+        method = cfg.method.name
+        trained = "features" not in cfg.method
+        return {
+            "dataset": cfg.dataset.name,
+            "method": method,
+            "features": None if trained else cfg.method.features,
+            "aug": cfg.aug.name if trained else None,
+            "seed": cfg.seed,
+            "budget": cfg.budget,
+        }
+    except Exception:  # not a medmap run directory
+        return None
+
+
+def collect_runs(root: str | Path) -> list[Run]:
+    """Every run directory under ``root``, newest state of each."""
+    runs = []
+    for config in Path(root).rglob(".hydra/config.yaml"):
+        directory = config.parent.parent
+        finished, failed = directory / "metrics.json", directory / "failed.json"
+        if finished.is_file():
+            metrics = json.loads(finished.read_text())
+            identity = {key: metrics.get(key) for key in IDENTITY_KEYS}
+            runs.append(Run(directory, identity, "ok", metrics, modified=_mtime(finished)))
+        elif failed.is_file():
+            record = json.loads(failed.read_text())
+            identity = {key: record.get(key) for key in IDENTITY_KEYS}
+            if record.get("dataset") is None:  # failures recorded before identities were
+                identity = _identity_from_hydra_config(directory) or identity
+            runs.append(
+                Run(directory, identity, "failed", error=record["error"], modified=_mtime(failed))
+            )
+        else:
+            identity = _identity_from_hydra_config(directory)
+            if identity is not None:
+                runs.append(Run(directory, identity, "unfinished", modified=_mtime(config)))
+    return runs
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime
+
+
+def latest_per_identity(runs: list[Run]) -> list[Run]:
+    """One run per (dataset, method, features, aug, seed, budget): the newest finished one;
+    failing that the newest failure or unfinished run. Re-running a cell replaces it rather
+    than being averaged with it."""
+    rank = {"ok": 2, "failed": 1, "unfinished": 0}
+    best: dict[tuple, Run] = {}
+    for run in runs:
+        key = tuple(run.identity.get(k) for k in IDENTITY_KEYS)
+        current = best.get(key)
+        if current is None or (rank[run.status], run.modified) > (
+            rank[current.status],
+            current.modified,
+        ):
+            best[key] = run
+    return list(best.values())
+
+
+# ---------------------------------------------------------------------------------------
+# Building
+
+
+@dataclass
+class Table:
+    spec: TableSpec
+    budget: str | None
+    other_budgets: list[str]
+    cells: dict[tuple[int, str], Cell]
+
+
+def choose_budget(spec: TableSpec, runs: list[Run], budget: str | None) -> tuple[str | None, list]:
+    """The requested budget, else the one of the newest run that belongs to the table."""
+    relevant = [
+        run
+        for run in runs
+        if run.identity.get("dataset") in spec.columns
+        and any(run.matches(row["match"]) for row in spec.rows)
+    ]
+    present = sorted({str(run.identity.get("budget")) for run in relevant})
+    if budget is None and relevant:
+        budget = str(max(relevant, key=lambda run: run.modified).identity.get("budget"))
+    return budget, [b for b in present if b != budget]
+
+
+def build_table(spec: TableSpec, runs: list[Run], budget: str | None = None) -> Table:
+    runs = latest_per_identity(runs)
+    budget, others = choose_budget(spec, runs, budget)
+    cells = {}
+    for index, row in enumerate(spec.rows):
+        for column in spec.columns:
+            criteria = {**row["match"], "dataset": column, "budget": budget}
+            selected = sorted(
+                (run for run in runs if run.matches(criteria)),
+                key=lambda run: run.identity.get("seed") or 0,
+            )
+            finished = [run for run in selected if run.status == "ok"]
+            values = {
+                metric["key"]: [
+                    float(run.metrics[metric["key"]])
+                    for run in finished
+                    if _is_finite(run.metrics.get(metric["key"]))
+                ]
+                for metric in spec.metrics
+            }
+            cells[index, column] = Cell(
+                values,
+                failures=[run for run in selected if run.status == "failed"],
+                unfinished=[run for run in selected if run.status == "unfinished"],
+            )
+    return Table(spec, budget, others, cells)
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and (population) standard deviation over seeds."""
+    return float(np.mean(values)), float(np.std(values))
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering
+
+
+def format_ours(cell: Cell, spec: TableSpec) -> str:
+    if cell.count == 0:
+        return MISSING
+    parts = []
+    for metric in spec.metrics:
+        values = cell.values[metric["key"]]
+        if not values:
+            parts.append(MISSING)
+            continue
+        mean, std = mean_std(values)
+        parts.append(f"{mean:.{metric['decimals']}f} ± {std:.{metric['decimals']}f}")
+    return " / ".join(parts)
+
+
+def _markers(table: Table) -> dict[tuple[int, str], str]:
+    """A footnote number for each cell with failed or unfinished runs."""
+    marks, number = {}, 0
+    for key, cell in table.cells.items():
+        if cell.failures or cell.unfinished:
+            number += 1
+            marks[key] = str(number)
+    return marks
+
+
+def render_markdown(table: Table) -> str:
+    spec = table.spec
+    marks = _markers(table)
+    most = max((cell.count for cell in table.cells.values()), default=0)
+    header = [*spec.row_headers, *(spec.column_labels.get(c, c) for c in spec.columns)]
+    lines = [
+        f"# {spec.title}",
+        "",
+        f"Budget: **{table.budget or MISSING}**. Each cell: ours, mean ± std over seeds "
+        f"(population std), then the poster's number in parentheses. {MISSING} = no finished "
+        f"run; n=k marks cells with fewer seeds than the fullest cell ({most}); a number in "
+        f"brackets points to a note below.",
+    ]
+    if table.other_budgets:
+        lines.append(
+            f"Runs at other budgets exist ({', '.join(table.other_budgets)}); "
+            "build them with `make tables BUDGET=<budget>`."
+        )
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, row in enumerate(spec.rows):
+        texts = []
+        for column in spec.columns:
+            cell = table.cells[index, column]
+            text = format_ours(cell, spec)
+            if 0 < cell.count < most:
+                text += f", n={cell.count}"
+            if (index, column) in marks:
+                text += f" [{marks[index, column]}]"
+            text += f" ({row['poster'].get(column, MISSING)})"
+            texts.append(text)
+        lines.append("| " + " | ".join([*row["labels"], *texts]) + " |")
+    notes = _notes(table, marks)
+    if notes:
+        lines += ["", "Failed and unfinished runs (never averaged):", "", *notes]
+    lines += ["", f"Built {dt.datetime.now().isoformat(timespec='seconds')} by medmap.tables."]
+    return "\n".join(lines) + "\n"
+
+
+def _notes(table: Table, marks: dict[tuple[int, str], str]) -> list[str]:
+    notes = []
+    for (index, column), mark in marks.items():
+        cell = table.cells[index, column]
+        label = " · ".join(table.spec.rows[index]["labels"])
+        where = table.spec.column_labels.get(column, column)
+        by_error = defaultdict(list)
+        for run in cell.failures:
+            by_error[run.error].append(run)
+        for error, runs in by_error.items():
+            seeds = ", ".join(str(run.identity.get("seed")) for run in runs)
+            notes.append(
+                f"- [{mark}] {label} · {where} · seed {seeds}: failed: {error} "
+                f"({runs[0].directory})"
+            )
+        for run in cell.unfinished:
+            notes.append(
+                f"- [{mark}] {label} · {where} · seed {run.identity.get('seed')}: no result yet "
+                f"(still running, or killed: resume with "
+                f"ckpt_path={run.directory}/checkpoints/last.ckpt)"
+            )
+    return notes
+
+
+def csv_rows(table: Table) -> list[dict[str, Any]]:
+    spec = table.spec
+    rows = []
+    for index, row in enumerate(spec.rows):
+        record: dict[str, Any] = dict(zip(spec.row_headers, row["labels"]))
+        for column in spec.columns:
+            cell = table.cells[index, column]
+            for metric in spec.metrics:
+                values = cell.values[metric["key"]]
+                mean, std = mean_std(values) if values else (math.nan, math.nan)
+                prefix = f"{column}_{metric['key']}"
+                record[f"{prefix}_mean"] = mean
+                record[f"{prefix}_std"] = std
+                record[f"{prefix}_n"] = len(values)
+            record[f"{column}_failed"] = len(cell.failures)
+            record[f"{column}_poster"] = row["poster"].get(column, "")
+        record["budget"] = table.budget
+        rows.append(record)
+    return rows
+
+
+def _tex(text: str) -> str:
+    return (
+        text.replace("\\", r"\textbackslash{}")
+        .replace("&", r"\&")
+        .replace("%", r"\%")
+        .replace("_", r"\_")
+        .replace("#", r"\#")
+        .replace("±", r"$\pm$")
+        .replace("−", r"$-$")
+        .replace("—", "---")
+    )
+
+
+def render_latex(table: Table) -> str:
+    spec = table.spec
+    marks = _markers(table)
+    header = [*spec.row_headers, *(spec.column_labels.get(c, c) for c in spec.columns)]
+    lines = [
+        f"% {spec.title} (budget: {table.budget}); ours: mean ± std over seeds, poster in"
+        " parentheses. Needs \\usepackage{booktabs}.",
+        r"\begin{tabular}{" + "l" * len(spec.row_headers) + "c" * len(spec.columns) + "}",
+        r"\toprule",
+        " & ".join(_tex(h) for h in header) + r" \\",
+        r"\midrule",
+    ]
+    for index, row in enumerate(spec.rows):
+        texts = []
+        for column in spec.columns:
+            text = format_ours(table.cells[index, column], spec)
+            if (index, column) in marks:
+                text += f"$^{{{marks[index, column]}}}$"
+            poster = row["poster"].get(column, MISSING)
+            texts.append(_tex(text) + r" {\scriptsize(" + _tex(poster) + ")}")
+        lines.append(" & ".join([*(_tex(label) for label in row["labels"]), *texts]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(table: Table, directory: str | Path) -> list[Path]:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = table.spec.name
+    markdown, latex, sheet = (directory / f"{name}.{ext}" for ext in ("md", "tex", "csv"))
+    markdown.write_text(render_markdown(table))
+    latex.write_text(render_latex(table))
+    rows = csv_rows(table)
+    with sheet.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return [markdown, sheet, latex]
+
+
+# ---------------------------------------------------------------------------------------
+# Sweeps behind a table
+
+
+def sweep_commands(
+    spec: TableSpec,
+    budget: str,
+    datasets: list[str],
+    seeds: int,
+    sweep_root: str | Path,
+) -> list[list[str]]:
+    """The ``train.py -m`` override lists that produce the table's runs: every sweep of the
+    spec over the datasets and seeds 0..seeds-1, at the budget's experiment preset."""
+    unknown = sorted(set(datasets) - set(spec.columns))
+    if unknown:
+        raise ValueError(
+            f"{spec.name} has no column for {', '.join(unknown)}; its datasets are "
+            f"{', '.join(spec.columns)}."
+        )
+    if seeds < 1:
+        raise ValueError(f"SEEDS must be at least 1, got {seeds}.")
+    commands = []
+    for number, sweep in enumerate(spec.sweeps):
+        commands.append(
+            [
+                f"experiment={budget}",
+                f"dataset={','.join(datasets)}",
+                f"seed={','.join(str(seed) for seed in range(seeds))}",
+                *(f"{key}={value}" for key, value in sweep.items()),
+                f"hydra.sweep.dir={Path(sweep_root) / f'{spec.name}-{budget}-{number}'}",
+            ]
+        )
+    return commands

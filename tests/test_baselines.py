@@ -1,0 +1,92 @@
+"""Table 1's t-SNE baselines: pixels and ImageNet ResNet features, weights from a local file."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from conftest import require_data
+from medmap.baselines import (
+    TSNEBaseline,
+    WeightsUnavailableError,
+    imagenet_weights_file,
+    load_imagenet_resnet,
+    pixel_features,
+    resnet_features,
+)
+from medmap.data.sources import load_medmnist
+from medmap.errors import UserFacingError
+from medmap.evaluation import map_metrics
+
+
+def test_pixel_features_flatten_to_unit_range():
+    images = np.zeros((2, 4, 4, 3), dtype=np.uint8)
+    images[1] = 255
+    features = pixel_features(images)
+    assert features.shape == (2, 48) and features.dtype == np.float32
+    assert features[0].max() == 0.0 and features[1].min() == 1.0
+
+
+def test_resnet_from_a_local_weights_file_gives_avgpool_features(tmp_path):
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(weights=None).eval()
+    weights = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), weights)
+    model = load_imagenet_resnet("resnet18", str(weights))
+    assert torch.equal(model.conv1.weight, reference.conv1.weight)  # really loaded the file
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 3), dtype=np.uint8)
+    features = resnet_features(model, images, image_size=64, batch_size=2)
+    assert features.shape == (3, 512)  # avg-pool output, classifier removed
+    # same as the torchvision model's avgpool on resized, ImageNet-normalised input
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    batch = torch.nn.functional.interpolate(batch, size=(64, 64), mode="bilinear", antialias=True)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    reference.fc = torch.nn.Identity()
+    with torch.no_grad():
+        expected = reference((batch - mean) / std).numpy()
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_missing_or_wrong_weights_say_what_to_fetch(tmp_path, monkeypatch):
+    url, _ = imagenet_weights_file("resnet152")
+    with pytest.raises(WeightsUnavailableError, match="does not exist") as missing:
+        load_imagenet_resnet("resnet152", str(tmp_path / "nope.pth"))
+    assert url in str(missing.value)
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"weight": torch.zeros(3)}, wrong)
+    with pytest.raises(WeightsUnavailableError, match="not a resnet152"):
+        load_imagenet_resnet("resnet152", str(wrong))
+    # An empty torchvision cache: either the download works (a machine with internet) or the
+    # error names the cache file and how to provide it.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    _, cached = imagenet_weights_file("resnet18")
+    assert Path(cached).is_relative_to(tmp_path)
+    try:
+        model = load_imagenet_resnet("resnet18", None)
+    except WeightsUnavailableError as error:
+        assert str(cached) in str(error) and "method.weights=" in str(error)
+    else:
+        assert isinstance(model.fc, torch.nn.Identity)
+    with pytest.raises(UserFacingError, match="not one of"):
+        TSNEBaseline("resnet50", seed=0)
+
+
+@pytest.mark.data
+def test_tsne_of_pixels_on_a_real_subset_separates_blood_cells_above_chance():
+    require_data("medmnist", "bloodmnist.npz")
+    from conftest import data_dir
+    from medmap.data import stratified_subset
+
+    collection = stratified_subset(
+        load_medmnist("bloodmnist", root=str(data_dir() / "medmnist")), 800, seed=0
+    )
+    embedding = TSNEBaseline("pixels", seed=0).fit_transform(collection.images)
+    assert embedding.shape == (800, 2) and embedding.dtype == np.float32
+    scores = map_metrics(embedding, collection.labels)
+    assert np.isfinite(scores["silhouette"])
+    assert scores["knn_acc"] > 100 / 8 * 2  # well above chance (8 classes)
+    again = TSNEBaseline("pixels", seed=0).fit_transform(collection.images)
+    np.testing.assert_allclose(embedding, again, atol=1e-4)  # seeded
