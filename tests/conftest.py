@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,17 @@ def make_config(tmp_path):
         return compose_config(list(overrides), tmp_path / "run")
 
     return make
+
+
+def cli(*args: str, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
+    """`python train.py ARGS` in the repository, as a user runs it (real data dir)."""
+    env = {**os.environ, "DATA_DIR": str(data_dir()), "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, "train.py", *args, "trainer.enable_progress_bar=false"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, data_dir, require_data
+from conftest import REPO, cli, data_dir, require_data
 from medmap.train import run_train
 from test_data import LEUKEMIA_CLASSES
 
@@ -49,19 +49,6 @@ def assert_run_dir(run: Path, n_images: int, hydra: bool = True) -> dict:
     assert np.load(run / "labels.npy").shape == (n_images,)
     assert metrics["n_images"] == n_images
     return metrics
-
-
-def cli(*args: str, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATA_DIR": str(data_dir()), "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(
-        [sys.executable, "train.py", *args, "trainer.enable_progress_bar=false"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **kwargs,
-    )
 
 
 @pytest.mark.data

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 
 from medmap.plotting import plot_map
+
+log = logging.getLogger(__name__)
 
 
 def ends_a_phase(module, epoch: int) -> bool:
@@ -75,3 +78,39 @@ class MapSnapshots(pl.Callback):
         plot_map(module.project(self.images), self.labels, self.class_names, path, title)
         if isinstance(trainer.logger, pl.loggers.WandbLogger):
             trainer.logger.log_image("map/snapshot", [str(path)], step=trainer.global_step)
+
+
+class RunRecord(pl.Callback):
+    """Writes what the run is (method, dataset, network shape) into every checkpoint, so that
+    resuming can refuse a checkpoint from another run before any weights are loaded."""
+
+    KEY = "medmap_run"
+
+    def __init__(self, identity: dict) -> None:
+        self.identity = dict(identity)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, module, checkpoint: dict) -> None:
+        checkpoint[self.KEY] = self.identity
+
+
+class SaveOnInterrupt(pl.Callback):
+    """Ctrl-C (SIGINT) saves ``interrupted.ckpt`` before Lightning exits, so no training is
+    lost; ``last.ckpt`` stays the end of the last full epoch."""
+
+    def __init__(self, checkpoint_dir: str | Path) -> None:
+        self.checkpoint_dir = Path(checkpoint_dir)
+
+    def on_exception(self, trainer: pl.Trainer, module, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt):
+            return  # e.g. a NaN loss: the last good checkpoint is the one to keep
+        path = self.checkpoint_dir / "interrupted.ckpt"
+        trainer.save_checkpoint(path)
+        log.error(
+            "Interrupted at epoch %d, step %d: saved %s. Resume with ckpt_path=%s (the partial "
+            "epoch) or ckpt_path=%s (the end of the last full epoch).",
+            trainer.current_epoch + 1,
+            trainer.global_step,
+            path,
+            path,
+            self.checkpoint_dir / "last.ckpt",
+        )

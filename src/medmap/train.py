@@ -23,7 +23,8 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from medmap.baselines import TSNEBaseline
-from medmap.callbacks import MapSnapshots, PhaseSchedule
+from medmap.callbacks import MapSnapshots, PhaseSchedule, RunRecord, SaveOnInterrupt
+from medmap.checkpoints import AtomicCheckpointIO, load_checkpoint
 from medmap.data import ImageCollection, load_dataset, mean_border_colour, stratified_subset
 from medmap.data.loading import training_loader
 from medmap.errors import UserFacingError
@@ -57,9 +58,21 @@ def trains_a_network(cfg: DictConfig) -> bool:
     return issubclass(get_class(cfg.method._target_), ContrastiveMapModule)
 
 
+def check_optimiser_settings(method: DictConfig, temperature: float) -> None:
+    for name, value, valid, rule in (
+        ("method.lr_per_256", method.lr_per_256, method.lr_per_256 > 0, "> 0"),
+        ("method.momentum", method.momentum, 0 <= method.momentum < 1, "in [0, 1)"),
+        ("method.weight_decay", method.weight_decay, method.weight_decay >= 0, ">= 0"),
+        ("loss.temperature", temperature, temperature > 0, "> 0"),
+    ):
+        if not valid:
+            raise ValueError(f"{name} must be {rule}, got {value}")
+
+
 def build_module(cfg: DictConfig, collection: ImageCollection, batch_size: int):
     method = cfg.method
     try:
+        check_optimiser_settings(method, cfg.loss.temperature)
         phases = build_phases(
             method.epochs,
             method.out_dims,
@@ -148,23 +161,62 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+def checkpoint_identity(cfg: DictConfig, collection: ImageCollection) -> dict[str, Any]:
+    """What a checkpoint must agree on to be resumed (epochs and rates may change)."""
+    return {
+        "method": cfg.method.name,
+        "dataset": collection.name,
+        "n_images": len(collection),
+        "width": cfg.model.width,
+        "head_hidden": cfg.model.head_hidden,
+    }
+
+
+def check_resume_checkpoint(path: str, expected: dict[str, Any]) -> None:
+    """Refuse, with the differences named, a checkpoint that another run wrote."""
+    saved = load_checkpoint(path).get(RunRecord.KEY)
+    if saved is None:
+        raise UserFacingError(
+            f"ckpt_path={path} was not written by this project's train.py (it records no run). "
+            "Resume from <run dir>/checkpoints/last.ckpt of a medmap run."
+        )
+    differences = [
+        f"{key}: checkpoint {saved.get(key)!r}, this run {value!r}"
+        for key, value in expected.items()
+        if saved.get(key) != value
+    ]
+    if differences:
+        raise UserFacingError(
+            f"ckpt_path={path} belongs to a different run ({'; '.join(differences)}). Resume "
+            "with the overrides of the run that wrote it (its .hydra/overrides.yaml), or drop "
+            "ckpt_path to start afresh."
+        )
+
+
 def train_network(
     cfg: DictConfig, collection: ImageCollection, output_dir: Path, logger
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Train the contrastive method in one Trainer; return its map and what the run used."""
     batch_size = effective_batch_size(cfg.method.batch_size, len(collection))
     module = build_module(cfg, collection, batch_size)
+    identity = checkpoint_identity(cfg, collection)
+    if cfg.ckpt_path:
+        check_resume_checkpoint(cfg.ckpt_path, identity)
     snapshot_sample = stratified_subset(collection, cfg.evaluation.snapshot_points, cfg.seed)
+    checkpoint_dir = output_dir / "checkpoints"
     trainer = pl.Trainer(
         **OmegaConf.to_container(cfg.trainer, resolve=True),
         max_epochs=module.total_epochs,
         default_root_dir=str(output_dir),
         logger=logger,
+        plugins=[AtomicCheckpointIO()],
         callbacks=[
-            PhaseSchedule(output_dir / "checkpoints"),
+            RunRecord(identity),
+            SaveOnInterrupt(checkpoint_dir),
+            PhaseSchedule(checkpoint_dir),
             # No monitor + top-1: every epoch overwrites checkpoints/last.ckpt.
             pl.callbacks.ModelCheckpoint(
-                dirpath=str(output_dir / "checkpoints"),
+                dirpath=str(checkpoint_dir),
                 filename="last",
                 save_top_k=1,
                 enable_version_counter=False,
@@ -180,7 +232,8 @@ def train_network(
     )
     loader = training_loader(torch.from_numpy(collection.images), batch_size, cfg.seed)
     started = time.perf_counter()
-    trainer.fit(module, loader, ckpt_path=cfg.ckpt_path)
+    # weights_only: a checkpoint is read as tensors and containers, never as code
+    trainer.fit(module, loader, ckpt_path=cfg.ckpt_path, weights_only=True)
     train_seconds = time.perf_counter() - started
     if trainer.interrupted:
         raise UserFacingError(

@@ -8,6 +8,7 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from medmap.data.collection import ImageCollection, mean_border_colour, stratified_subset
+from medmap.errors import UserFacingError
 
 # Keys of a dataset config that describe the experiment rather than the loader's arguments.
 EXPERIMENT_KEYS = ("name", "subset", "_target_")
@@ -23,9 +24,12 @@ def load_dataset(dataset_cfg: DictConfig | dict[str, Any], seed: int) -> ImageCo
     )
     loader = get_method(params["_target_"])
     arguments = {k: v for k, v in params.items() if k not in EXPERIMENT_KEYS}
-    collection = loader(**arguments)
-    collection.name = params.get("name", collection.name)
-    return stratified_subset(collection, params.get("subset"), seed)
+    try:  # malformed files and out-of-range options: one message, not a trace
+        collection = loader(**arguments)
+        collection.name = params.get("name", collection.name)
+        return stratified_subset(collection, params.get("subset"), seed)
+    except ValueError as error:
+        raise UserFacingError(f"dataset {params.get('name')}: {error}") from error
 
 
 __all__ = ["ImageCollection", "load_dataset", "mean_border_colour", "stratified_subset"]

@@ -1,0 +1,109 @@
+"""Faults during training: Ctrl-C, a NaN loss, a full disk mid-checkpoint."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, cli, data_dir, require_data
+from medmap.checkpoints import AtomicCheckpointIO, load_checkpoint
+
+
+def wait_for(path, text, process, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.is_file() and text in path.read_text():
+            return
+        if process.poll() is not None:
+            pytest.fail(f"training ended before {text!r}: {process.communicate()}")
+        time.sleep(0.2)
+    pytest.fail(f"{text!r} never appeared in {path}")
+
+
+@pytest.mark.data
+def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes_from_it(tmp_path):
+    require_data("medmnist", "bloodmnist.npz")
+    run = tmp_path / "run"
+    overrides = ["experiment=smoke", "logger=none", "method.epochs=[40,1,1]",
+                 f"hydra.run.dir={run}", "trainer.enable_progress_bar=false"]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *overrides],
+        cwd=REPO,
+        env={**os.environ, "DATA_DIR": str(data_dir())},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(run / "train.log", "epoch 2/42", process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "Traceback" not in stdout + stderr
+    saved = run / "checkpoints" / "interrupted.ckpt"
+    assert saved.is_file() and "Resume with ckpt_path=" in (run / "train.log").read_text()
+    checkpoint = load_checkpoint(saved)
+    assert 1 <= checkpoint["epoch"] < 40 and checkpoint["phase_index"] == 0
+    resumed = cli(*overrides[:-1], f"ckpt_path={saved}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert final["epoch"] == 41 and final["phase_index"] == 2  # all 42 epochs, 3 phases
+    assert (run / "metrics.json").is_file()
+
+
+@pytest.mark.data
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    require_data("medmnist", "bloodmnist.npz")
+    run = tmp_path / "run"
+    # phase 3 at an absurd learning rate: the weights blow up and the loss stops being finite
+    result = cli("experiment=smoke", "logger=none", "method.lr_factors=[1,1,1e12]",
+                 f"hydra.run.dir={run}")  # fmt: skip
+    console = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in console
+    assert "The training loss became" in console and "phase 3" in console
+    last = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert last["phase_index"] in (1, 2)  # written before the loss failed
+    assert all(
+        torch.isfinite(t).all() for t in last["state_dict"].values() if t.is_floating_point()
+    )
+    assert not (run / "metrics.json").exists() and (run / "failed.json").is_file()
+
+
+def _write_then_overflow(directory, limit_bytes):
+    """In a child process whose files may not exceed ``limit_bytes`` (RLIMIT_FSIZE, the
+    kernel's own "file too large"), save a small checkpoint, then one that cannot fit."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"weights": torch.arange(10.0)}, directory / "last.ckpt")
+    try:
+        io.save_checkpoint({"weights": torch.zeros(10_000_000)}, directory / "last.ckpt")
+    except (OSError, RuntimeError) as error:  # torch wraps the OSError in a RuntimeError
+        causes = [error, error.__context__, error.__cause__]
+        if any(isinstance(c, OSError) and c.errno == errno.EFBIG for c in causes):
+            print("save failed: File too large")
+
+
+def test_a_full_disk_mid_checkpoint_leaves_the_previous_one_whole(tmp_path):
+    code = (
+        "import sys, pathlib; sys.path.insert(0, sys.argv[2]);"
+        "from test_faults import _write_then_overflow;"
+        "_write_then_overflow(pathlib.Path(sys.argv[1]), 1_000_000)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), str(REPO / "tests")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "save failed: File too large" in result.stdout, result.stderr[-2000:]
+    saved = load_checkpoint(tmp_path / "last.ckpt")  # the first checkpoint, intact
+    np.testing.assert_array_equal(saved["weights"].numpy(), np.arange(10.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no partial file left
