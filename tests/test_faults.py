@@ -1,6 +1,7 @@
 """Faults during training: Ctrl-C, a NaN loss, a full disk mid-checkpoint."""
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -107,3 +108,60 @@ def test_a_full_disk_mid_checkpoint_leaves_the_previous_one_whole(tmp_path):
     saved = load_checkpoint(tmp_path / "last.ckpt")  # the first checkpoint, intact
     np.testing.assert_array_equal(saved["weights"].numpy(), np.arange(10.0))
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no partial file left
+
+
+def latest_phase(checkpoint_path):
+    """(phase index, epoch) of the newest checkpoint, or None while there is none."""
+    try:
+        checkpoint = load_checkpoint(checkpoint_path)
+        return checkpoint["phase_index"], checkpoint["epoch"]
+    except Exception:  # not written yet
+        return None
+
+
+SCHEDULE = ["experiment=smoke", "logger=none", "trainer=cpu", "seed=3", "dataset.subset=1024",
+            "method.epochs=[4,4,4]", "method.warmup_epochs=[1,0,1]"]  # fmt: skip
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("phase", [0, 1, 2])
+def test_sigkill_anywhere_then_resume_matches_the_uninterrupted_run(tmp_path, phase):
+    """A real process killed at a random epoch of each phase and resumed into the same run
+    directory ends where an uninterrupted run with the same seed ends."""
+    require_data("medmnist", "bloodmnist.npz")
+    reference = cli(*SCHEDULE, f"hydra.run.dir={tmp_path / 'reference'}")
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    run = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *SCHEDULE, f"hydra.run.dir={run}",
+         "trainer.enable_progress_bar=false"],
+        cwd=REPO, env={**os.environ, "DATA_DIR": str(data_dir())},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    target_epoch = 4 * phase + int(np.random.default_rng().integers(0, 3))
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    state = None
+    while process.poll() is None:
+        state = latest_phase(checkpoint)
+        if state and state[1] >= target_epoch:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    state = latest_phase(checkpoint)
+    assert state is not None and state[0] == phase, f"killed at {state}, wanted phase {phase}"
+    assert not (run / "metrics.json").exists()
+
+    resumed = cli(*SCHEDULE, f"ckpt_path={checkpoint}", f"hydra.run.dir={run}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    final = load_checkpoint(checkpoint)
+    assert final["epoch"] == 11 and final["phase_index"] == 2
+    assert final["global_step"] == 12 * (1024 // 64)
+    expected = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+    got = json.loads((run / "metrics.json").read_text())
+    assert got["silhouette"] == pytest.approx(expected["silhouette"], abs=0.01)
+    assert got["knn_acc"] == pytest.approx(expected["knn_acc"], abs=1.0)
+    np.testing.assert_allclose(
+        np.load(run / "embedding.npy"), np.load(tmp_path / "reference" / "embedding.npy"),
+        rtol=1e-3, atol=1e-2,
+    )  # fmt: skip

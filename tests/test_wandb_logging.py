@@ -45,3 +45,16 @@ def test_offline_wandb_run_has_curves_scores_images_tags_and_config(make_config,
         for item in record.summary.update
     }
     assert float(summary["silhouette"]) == pytest.approx(metrics["silhouette"])
+
+
+@pytest.mark.data
+def test_send_images_false_keeps_every_picture_local(make_config, monkeypatch):
+    require_data("medmnist", "bloodmnist.npz")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = make_config("experiment=smoke", "logger=wandb", "dataset.subset=256",
+                      "logger.send_images=false")  # fmt: skip
+    run_train(cfg)
+    run = next((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
+    assert not (run / "files" / "media").exists()
+    assert "map/silhouette" in history_keys(read_records(next(run.glob("run-*.wandb"))))
+    assert list((Path(cfg.paths.output_dir) / "snapshots").glob("*.png"))  # kept locally

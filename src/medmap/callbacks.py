@@ -50,8 +50,8 @@ class PhaseSchedule(pl.Callback):
 class MapSnapshots(pl.Callback):
     """Plots the current 2-D map of a fixed sample of images every ``every_n_epochs`` epochs
     and at the end of each phase, as PNGs in ``directory``; a wandb logger also receives them
-    as images (the dashboard's view of the map taking shape). Phases whose head is not 2-D
-    have no map to show and are skipped."""
+    as images (the dashboard's view of the map taking shape) unless ``send_to_logger`` is
+    off. Phases whose head is not 2-D have no map to show and are skipped."""
 
     def __init__(
         self,
@@ -60,7 +60,9 @@ class MapSnapshots(pl.Callback):
         class_names: list[str],
         directory: str | Path,
         every_n_epochs: int,
+        send_to_logger: bool = True,
     ) -> None:
+        self.send_to_logger = send_to_logger
         self.images = images
         self.labels = labels
         self.class_names = class_names
@@ -76,7 +78,7 @@ class MapSnapshots(pl.Callback):
         path = self.directory / f"map_epoch{epoch + 1:04d}.png"
         title = f"epoch {epoch + 1}/{module.total_epochs} (phase {module.phase_index + 1})"
         plot_map(module.project(self.images), self.labels, self.class_names, path, title)
-        if isinstance(trainer.logger, pl.loggers.WandbLogger):
+        if self.send_to_logger and isinstance(trainer.logger, pl.loggers.WandbLogger):
             trainer.logger.log_image("map/snapshot", [str(path)], step=trainer.global_step)
 
 

@@ -45,9 +45,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+        if isinstance(error, pickle.UnpicklingError):
+            reason = "it holds Python objects other than tensors and plain containers"
+        else:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
         raise UserFacingError(
-            f"{path} cannot be loaded safely as a checkpoint ({first_line}). Checkpoints are "
+            f"{path} cannot be loaded safely as a checkpoint ({reason}). Checkpoints are "
             "read with weights_only=True, which refuses truncated files and files that would "
             "run code when unpickled; use a checkpoint written by this project's train.py."
         ) from error

@@ -227,6 +227,7 @@ def train_network(
                 collection.class_names,
                 output_dir / "snapshots",
                 cfg.evaluation.snapshot_every_n_epochs,
+                send_to_logger=cfg.logger.get("send_images", False),
             ),
         ],
     )
@@ -298,18 +299,20 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     }
     save_run_outputs(output_dir, collection, embedding, metrics)
     if logger:
-        publish_final_metrics(logger, metrics, output_dir / "embedding.png", step)
+        figure = output_dir / "embedding.png" if cfg.logger.get("send_images") else None
+        publish_final_metrics(logger, metrics, figure, step)
     log.info("silhouette %.3f, kNN acc %.1f%%", metrics["silhouette"], metrics["knn_acc"])
     return metrics
 
 
-def publish_final_metrics(logger, metrics: dict[str, Any], figure: Path, step: int) -> None:
+def publish_final_metrics(logger, metrics: dict[str, Any], figure: Path | None, step: int) -> None:
     """The map's scores beside the training curves; on wandb also as the run summary, with
-    the final map as an image."""
+    the final map as an image when ``figure`` is given."""
     scores = ("silhouette", "knn_acc", "linear_acc")
     logger.log_metrics({f"map/{key}": metrics[key] for key in scores if key in metrics}, step=step)
     if isinstance(logger, pl.loggers.WandbLogger):
-        logger.log_image("map/final", [str(figure)], step=step)
+        if figure is not None:
+            logger.log_image("map/final", [str(figure)], step=step)
         summary = {k: v for k, v in metrics.items() if isinstance(v, int | float | str)}
         logger.experiment.summary.update(summary)
         logger.experiment.finish()

@@ -29,7 +29,7 @@ def load_dataset(dataset_cfg: DictConfig | dict[str, Any], seed: int) -> ImageCo
         collection.name = params.get("name", collection.name)
         return stratified_subset(collection, params.get("subset"), seed)
     except ValueError as error:
-        raise UserFacingError(f"dataset {params.get('name')}: {error}") from error
+        raise UserFacingError(str(error)) from error
 
 
 __all__ = ["ImageCollection", "load_dataset", "mean_border_colour", "stratified_subset"]
