@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import silhouette_score
 from sklearn.model_selection import train_test_split
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -65,3 +65,13 @@ def linear_evaluation(
     classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
     classifier.fit(features[train], labels[train])
     return float(100.0 * np.mean(classifier.predict(features[test]) == labels[test]))
+
+
+def isolation(embedding: np.ndarray, k: int = 15) -> np.ndarray:
+    """Each point's distance to its k-th nearest neighbour in the map: large for images that
+    sit apart from everything else (candidates for outliers, artefacts or label errors)."""
+    k = min(k, len(embedding) - 1)
+    if k < 1:
+        return np.zeros(len(embedding))
+    distances, _ = NearestNeighbors(n_neighbors=k + 1).fit(embedding).kneighbors(embedding)
+    return distances[:, k]  # column 0 is the point itself

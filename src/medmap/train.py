@@ -6,6 +6,7 @@ configs composed from the same ``conf/``.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import subprocess
@@ -28,7 +29,7 @@ from medmap.checkpoints import AtomicCheckpointIO, load_checkpoint
 from medmap.data import ImageCollection, load_dataset, mean_border_colour, stratified_subset
 from medmap.data.loading import training_loader
 from medmap.errors import UserFacingError
-from medmap.evaluation import linear_evaluation, map_metrics
+from medmap.evaluation import isolation, linear_evaluation, map_metrics
 from medmap.methods import ContrastiveMapModule, build_phases
 from medmap.plotting import plot_map
 
@@ -329,6 +330,7 @@ def save_run_outputs(
     np.save(output_dir / "embedding.npy", embedding.astype(np.float32))
     np.save(output_dir / "labels.npy", collection.labels)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_outliers(output_dir / "outliers.csv", embedding, collection)
     variant = f"aug={metrics['aug']}" if metrics["aug"] else f"features={metrics['features']}"
     title = (
         f"{metrics['method']} · {metrics['dataset']} · {variant} · "
@@ -337,6 +339,20 @@ def save_run_outputs(
     plot_map(
         embedding, collection.labels, collection.class_names, output_dir / "embedding.png", title
     )
+
+
+def write_outliers(path: Path, embedding: np.ndarray, collection: ImageCollection) -> None:
+    """All images ranked by how isolated they are in the map (distance to the 15th
+    neighbour), most isolated first: a list of suspicious images to look at."""
+    distances = isolation(embedding, k=15)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["rank", "index", "label", "class", "distance_to_15th_neighbour"])
+        for rank, index in enumerate(np.argsort(-distances, kind="stable"), start=1):
+            label = int(collection.labels[index])
+            writer.writerow(
+                [rank, int(index), label, collection.class_names[label], f"{distances[index]:.4f}"]
+            )
 
 
 def _git_commit() -> str | None:
