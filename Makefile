@@ -9,7 +9,7 @@ SEEDS ?= 3
 DATASETS ?=
 TABLE_ARGS = --budget $(BUDGET) --seeds $(SEEDS) $(if $(DATASETS),--datasets $(DATASETS))
 
-.PHONY: help install demo test test-all lint format clean table1 table2 table3 tables
+.PHONY: help install browser demo explore test test-all lint format clean table1 table2 table3 tables
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -31,10 +31,21 @@ table1 table2 table3: install  ## run a table's sweeps (BUDGET, SEEDS, DATASETS)
 tables: install  ## rebuild tables 1-3 from existing runs under outputs/ (no training; BUDGET= to pick)
 	$(BIN)/python scripts/tables.py build $(if $(filter command line environment,$(origin BUDGET)),--budget $(BUDGET))
 
-test: install  ## the test suite (real data from DATA_DIR, else ../shared/data; slow tests excluded)
+# Debian's chromium + chromedriver for the explorer's browser tests (skipped where absent).
+APT := $(if $(filter 0,$(shell id -u)),apt-get,sudo -n apt-get)
+browser:  ## install Debian's chromium and chromedriver (for the browser tests) if missing
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  ( $(APT) install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	    ( $(APT) update -q >/dev/null 2>&1 && $(APT) install -y -q chromium chromium-driver >/dev/null 2>&1 ) || \
+	    echo "chromium could not be installed: the browser tests will skip" )
+
+explore: install  ## the interactive HTML map of a run: make explore RUN=<run dir>
+	$(BIN)/python explore.py run=$(RUN)
+
+test: install browser  ## the test suite (real data from DATA_DIR, else ../shared/data; slow tests excluded)
 	$(BIN)/python -m pytest
 
-test-all: install  ## the test suite including the tests marked slow
+test-all: install browser  ## the test suite including the tests marked slow
 	$(BIN)/python -m pytest -m ""
 
 lint: install  ## ruff lint and format check

@@ -1,6 +1,7 @@
 """The HTML explorer in a real headless browser (Debian's chromium via chromedriver)."""
 
 import csv
+import os
 import shutil
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, cli, require_data
+from conftest import REPO, cli, data_dir, require_data
 from medmap.explorer import write_explorer
 
 XSS_NAMES = ["<img src=x onerror=alert(1)>", '<img src=x onerror="window.__pwned=1">']
@@ -136,7 +137,8 @@ def test_explore_py_on_a_real_run_writes_one_offline_page_and_outliers(tmp_path)
     assert len(rows) == 512 and rows[0]["rank"] == "1"
     distances = [float(r["distance_to_15th_neighbour"]) for r in rows]
     assert distances == sorted(distances, reverse=True)
-    explored = subprocess.run([sys.executable, "explore.py", f"run={run}"], cwd=REPO,
+    env = {**os.environ, "DATA_DIR": str(data_dir())}  # the images are reloaded from the data
+    explored = subprocess.run([sys.executable, "explore.py", f"run={run}"], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=300)  # fmt: skip
     assert explored.returncode == 0, explored.stderr[-2000:]
     html = (run / "explorer.html").read_text()
