@@ -59,3 +59,33 @@ def plot_map(
     figure.savefig(path, bbox_inches="tight")
     plt.close(figure)
     return [text.get_text() for text in legend.get_texts()]
+
+
+def plot_new_over_map(
+    old: np.ndarray,
+    old_labels: np.ndarray,
+    new: np.ndarray,
+    new_labels: np.ndarray,
+    class_names: list[str],
+    path: str | Path,
+    title: str = "",
+) -> None:
+    """New points (outlined, by class) over the existing map (faded): where new images land."""
+    figure, axes = plt.subplots(figsize=(7, 8), dpi=150)
+    colours = class_colours(len(class_names))
+    axes.scatter(old[:, 0], old[:, 1], c=colours[old_labels], s=2, alpha=0.12, linewidths=0,
+                 rasterized=True)  # fmt: skip
+    axes.scatter(new[:, 0], new[:, 1], c=colours[new_labels], s=9, edgecolors="black",
+                 linewidths=0.3, rasterized=True)  # fmt: skip
+    handles = [
+        plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=name)
+        for i, name in enumerate(class_names)
+    ]
+    axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), frameon=False,
+                ncol=3 if len(class_names) > 8 else 2, fontsize=8)  # fmt: skip
+    axes.set_aspect("equal", adjustable="box")
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.set_title(title, fontsize=9)
+    figure.savefig(path, bbox_inches="tight")
+    plt.close(figure)

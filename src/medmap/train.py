@@ -170,6 +170,7 @@ def checkpoint_identity(cfg: DictConfig, collection: ImageCollection) -> dict[st
         "n_images": len(collection),
         "width": cfg.model.width,
         "head_hidden": cfg.model.head_hidden,
+        "image_size": collection.image_size,
     }
 
 
@@ -196,8 +197,9 @@ def check_resume_checkpoint(path: str, expected: dict[str, Any]) -> None:
 
 def train_network(
     cfg: DictConfig, collection: ImageCollection, output_dir: Path, logger
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Train the contrastive method in one Trainer; return its map and what the run used."""
+) -> tuple[ContrastiveMapModule, np.ndarray, dict[str, Any]]:
+    """Train the contrastive method in one Trainer; return the trained module, its map and
+    what the run used."""
     batch_size = effective_batch_size(cfg.method.batch_size, len(collection))
     module = build_module(cfg, collection, batch_size)
     identity = checkpoint_identity(cfg, collection)
@@ -252,16 +254,20 @@ def train_network(
             collection.splits,
             max_iter=cfg.evaluation.linear_max_iter,
         )
-    return embedding, {
-        "linear_acc": linear_acc,
-        "epochs": list(cfg.method.epochs),
-        "batch_size": batch_size,
-        "width": cfg.model.width,
-        "train_seconds": round(train_seconds, 2),
-        "resumed_from": cfg.ckpt_path,
-        "device": str(device),
-        "step": trainer.global_step,
-    }
+    return (
+        module,
+        embedding,
+        {
+            "linear_acc": linear_acc,
+            "epochs": list(cfg.method.epochs),
+            "batch_size": batch_size,
+            "width": cfg.model.width,
+            "train_seconds": round(train_seconds, 2),
+            "resumed_from": cfg.ckpt_path,
+            "device": str(device),
+            "step": trainer.global_step,
+        },
+    )
 
 
 def embed_fixed_features(cfg: DictConfig, collection: ImageCollection) -> tuple[np.ndarray, dict]:
@@ -282,7 +288,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     )
     logger = build_logger(cfg, output_dir)
     if trains_a_network(cfg):
-        embedding, details = train_network(cfg, collection, output_dir, logger)
+        _, embedding, details = train_network(cfg, collection, output_dir, logger)
     else:
         embedding, details = embed_fixed_features(cfg, collection)
     step = details.pop("step")

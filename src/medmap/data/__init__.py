@@ -7,16 +7,22 @@ from typing import Any
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from medmap.data.collection import ImageCollection, mean_border_colour, stratified_subset
+from medmap.data.collection import (
+    ImageCollection,
+    mean_border_colour,
+    select_splits,
+    stratified_subset,
+)
 from medmap.errors import UserFacingError
 
 # Keys of a dataset config that describe the experiment rather than the loader's arguments.
-EXPERIMENT_KEYS = ("name", "subset", "_target_")
+EXPERIMENT_KEYS = ("name", "subset", "splits", "_target_")
 
 
 def load_dataset(dataset_cfg: DictConfig | dict[str, Any], seed: int) -> ImageCollection:
     """Build the collection a ``conf/dataset/*.yaml`` describes: call its loader (``_target_``)
-    with the remaining keys, then take the seeded stratified ``subset`` if one is set."""
+    with the remaining keys, keep only the ``splits`` asked for (e.g. ``[train]``, to hold the
+    test split out), then take the seeded stratified ``subset`` if one is set."""
     params = (
         OmegaConf.to_container(dataset_cfg, resolve=True)
         if isinstance(dataset_cfg, DictConfig)
@@ -27,6 +33,7 @@ def load_dataset(dataset_cfg: DictConfig | dict[str, Any], seed: int) -> ImageCo
     try:  # malformed files and out-of-range options: one message, not a trace
         collection = loader(**arguments)
         collection.name = params.get("name", collection.name)
+        collection = select_splits(collection, params.get("splits"))
         return stratified_subset(collection, params.get("subset"), seed)
     except ValueError as error:
         raise UserFacingError(str(error)) from error

@@ -66,6 +66,19 @@ class ImageCollection:
         )
 
 
+def select_splits(collection: ImageCollection, splits: list[str] | None) -> ImageCollection:
+    """Only the images of the given splits (in dataset order); None keeps everything."""
+    if splits is None:
+        return collection
+    present = sorted(set(collection.splits))
+    unknown = sorted(set(splits) - set(present))
+    if unknown:
+        raise ValueError(
+            f"dataset.splits asks for {unknown}, but {collection.name} has the splits {present}"
+        )
+    return collection.select(np.flatnonzero(np.isin(collection.splits, list(splits))))
+
+
 def stratified_subset(collection: ImageCollection, size: int | None, seed: int) -> ImageCollection:
     """A seeded, class-stratified subset of ``size`` images, kept in dataset order.
 
