@@ -9,7 +9,7 @@ SEEDS ?= 3
 DATASETS ?=
 TABLE_ARGS = --budget $(BUDGET) --seeds $(SEEDS) $(if $(DATASETS),--datasets $(DATASETS))
 
-.PHONY: help install browser demo explore test test-all lint format clean table1 table2 table3 tables
+.PHONY: help install browser demo explore figures test test-all lint format clean table1 table2 table3 tables
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ browser:  ## install Debian's chromium and chromedriver (for the browser tests) 
 
 explore: install  ## the interactive HTML map of a run: make explore RUN=<run dir>
 	$(BIN)/python explore.py run=$(RUN)
+
+figures: install  ## figures (PNG + PDF) from finished runs under outputs/ into outputs/figures/, no training
+	$(BIN)/python scripts/figures.py
 
 test: install browser  ## the test suite (real data from DATA_DIR, else ../shared/data; slow tests excluded)
 	$(BIN)/python -m pytest

@@ -54,7 +54,7 @@ def test_every_option_composes_and_builds(group, tmp_path):
         cfg = compose_config(overrides, tmp_path / option)
         OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
         loader = get_method(cfg.dataset._target_)
-        keys = set(cfg.dataset) - {"_target_", "name", "subset", "splits"}
+        keys = set(cfg.dataset) - {"_target_", "name", "subset", "splits", "inject"}
         inspect.signature(loader).bind(**dict.fromkeys(keys))
         if trains_a_network(cfg):
             module = build_module(cfg, tiny_collection(), effective_batch_size(8, 40))

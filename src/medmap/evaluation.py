@@ -75,3 +75,16 @@ def isolation(embedding: np.ndarray, k: int = 15) -> np.ndarray:
         return np.zeros(len(embedding))
     distances, _ = NearestNeighbors(n_neighbors=k + 1).fit(embedding).kneighbors(embedding)
     return distances[:, k]  # column 0 is the point itself
+
+
+def neighbourhood_share(embedding: np.ndarray, members: np.ndarray, k: int = 15) -> float:
+    """The share of ``members`` (a boolean mask) whose k nearest neighbours in the map are
+    mostly (> half) members too: 1.0 when planted duplicates form one island."""
+    if not members.any():
+        return float("nan")
+    k = min(k, len(embedding) - 1)
+    _, neighbours = (
+        NearestNeighbors(n_neighbors=k + 1).fit(embedding).kneighbors(embedding[members])
+    )
+    fraction = members[neighbours[:, 1:]].mean(axis=1)
+    return float(np.mean(fraction > 0.5))

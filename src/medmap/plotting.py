@@ -26,8 +26,10 @@ def plot_map(
     class_names: list[str],
     path: str | Path,
     title: str = "",
+    highlight: np.ndarray | None = None,
 ) -> list[str]:
-    """Scatter of the map coloured by class, with the class names in the legend (returned)."""
+    """Scatter of the map coloured by class, with the class names in the legend (returned).
+    Points in the boolean mask ``highlight`` (e.g. planted duplicates) are circled in black."""
     figure, axes = plt.subplots(figsize=(7, 8), dpi=150)
     colours = class_colours(len(class_names))
     point_size = float(np.clip(2000 / max(len(labels), 1), 0.5, 30))
@@ -44,6 +46,11 @@ def plot_map(
         plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=name)
         for i, name in enumerate(class_names)
     ]
+    if highlight is not None and highlight.any():
+        axes.scatter(embedding[highlight, 0], embedding[highlight, 1], s=point_size * 6,
+                     facecolors="none", edgecolors="black", linewidths=0.6)  # fmt: skip
+        handles.append(plt.Line2D([], [], marker="o", linestyle="", markerfacecolor="none",
+                                  color="black", label="injected"))  # fmt: skip
     legend = axes.legend(
         handles=handles,
         loc="upper center",
@@ -58,7 +65,7 @@ def plot_map(
     axes.set_title(title, fontsize=9)
     figure.savefig(path, bbox_inches="tight")
     plt.close(figure)
-    return [text.get_text() for text in legend.get_texts()]
+    return [text.get_text() for text in legend.get_texts()][: len(class_names)]
 
 
 def plot_new_over_map(

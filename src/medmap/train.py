@@ -27,9 +27,10 @@ from medmap.baselines import TSNEBaseline
 from medmap.callbacks import MapSnapshots, PhaseSchedule, RunRecord, SaveOnInterrupt
 from medmap.checkpoints import AtomicCheckpointIO, load_checkpoint
 from medmap.data import ImageCollection, load_dataset, mean_border_colour, stratified_subset
+from medmap.data.inject import ARTEFACT, DUPLICATE
 from medmap.data.loading import training_loader
 from medmap.errors import UserFacingError
-from medmap.evaluation import isolation, linear_evaluation, map_metrics
+from medmap.evaluation import isolation, linear_evaluation, map_metrics, neighbourhood_share
 from medmap.methods import ContrastiveMapModule, build_phases
 from medmap.plotting import plot_map
 
@@ -304,6 +305,8 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         "versions": {"torch": torch.__version__, "pytorch_lightning": pl.__version__},
         "git_commit": _git_commit(),
     }
+    if collection.injected.any():
+        metrics["injected"] = injected_scores(embedding, collection.injected)
     save_run_outputs(output_dir, collection, embedding, metrics)
     if logger:
         figure = output_dir / "embedding.png" if cfg.logger.get("send_images") else None
@@ -337,14 +340,35 @@ def save_run_outputs(
     np.save(output_dir / "labels.npy", collection.labels)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_outliers(output_dir / "outliers.csv", embedding, collection)
+    if collection.injected.any():
+        np.save(output_dir / "injected.npy", collection.injected)
     variant = f"aug={metrics['aug']}" if metrics["aug"] else f"features={metrics['features']}"
     title = (
         f"{metrics['method']} · {metrics['dataset']} · {variant} · "
         f"silhouette {metrics['silhouette']:.2f} · kNN {metrics['knn_acc']:.1f}%"
     )
+    injected = collection.injected > 0
     plot_map(
-        embedding, collection.labels, collection.class_names, output_dir / "embedding.png", title
+        embedding,
+        collection.labels,
+        collection.class_names,
+        output_dir / "embedding.png",
+        title,
+        highlight=injected if injected.any() else None,
     )
+
+
+def injected_scores(embedding: np.ndarray, injected: np.ndarray) -> dict[str, Any]:
+    """Per planted problem: how many, and the share whose 15 map neighbours are mostly
+    planted the same way (data/inject.py)."""
+    return {
+        kind: {
+            "count": int((injected == code).sum()),
+            "neighbourhood_share": neighbourhood_share(embedding, injected == code, k=15),
+        }
+        for kind, code in (("duplicates", DUPLICATE), ("artefacts", ARTEFACT))
+        if (injected == code).any()
+    }
 
 
 def write_outliers(path: Path, embedding: np.ndarray, collection: ImageCollection) -> None:

@@ -13,16 +13,18 @@ from medmap.data.collection import (
     select_splits,
     stratified_subset,
 )
+from medmap.data.inject import inject
 from medmap.errors import UserFacingError
 
 # Keys of a dataset config that describe the experiment rather than the loader's arguments.
-EXPERIMENT_KEYS = ("name", "subset", "splits", "_target_")
+EXPERIMENT_KEYS = ("name", "subset", "splits", "inject", "_target_")
 
 
 def load_dataset(dataset_cfg: DictConfig | dict[str, Any], seed: int) -> ImageCollection:
     """Build the collection a ``conf/dataset/*.yaml`` describes: call its loader (``_target_``)
     with the remaining keys, keep only the ``splits`` asked for (e.g. ``[train]``, to hold the
-    test split out), then take the seeded stratified ``subset`` if one is set."""
+    test split out), take the seeded stratified ``subset`` if one is set, then plant the
+    data-quality problems of ``inject`` (duplicates, artefacts; data/inject.py)."""
     params = (
         OmegaConf.to_container(dataset_cfg, resolve=True)
         if isinstance(dataset_cfg, DictConfig)
@@ -34,7 +36,11 @@ def load_dataset(dataset_cfg: DictConfig | dict[str, Any], seed: int) -> ImageCo
         collection = loader(**arguments)
         collection.name = params.get("name", collection.name)
         collection = select_splits(collection, params.get("splits"))
-        return stratified_subset(collection, params.get("subset"), seed)
+        collection = stratified_subset(collection, params.get("subset"), seed)
+        planted = params.get("inject") or {}
+        if planted.get("duplicates") or planted.get("artefacts"):
+            collection = inject(collection, **planted)
+        return collection
     except ValueError as error:
         raise UserFacingError(str(error)) from error
 

@@ -22,6 +22,7 @@ class ImageCollection:
     class_names: list[str]
     splits: np.ndarray = field(default=None)  # type: ignore[assignment]
     skipped_files: int = 0  # unreadable files left out with dataset.skip_bad_files
+    injected: np.ndarray = field(default=None)  # type: ignore[assignment]  # data/inject.py codes
 
     def __post_init__(self) -> None:
         self.images = np.ascontiguousarray(self.images)
@@ -29,6 +30,8 @@ class ImageCollection:
         if self.splits is None:
             self.splits = np.full(len(self.labels), "train")
         self.splits = np.asarray(self.splits).astype(str)
+        if self.injected is None:
+            self.injected = np.zeros(len(self.labels), dtype=np.int8)
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] != 3:
             raise ValueError(
                 f"{self.name}: images must be uint8 (N, H, W, 3), got {self.images.dtype} "
@@ -63,6 +66,7 @@ class ImageCollection:
             list(self.class_names),
             self.splits[indices],
             self.skipped_files,
+            self.injected[indices],
         )
 
 

@@ -1,0 +1,100 @@
+"""Planted data-quality problems and the figures built from finished runs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, cli, data_dir, require_data
+from medmap.data import ImageCollection, load_dataset
+from medmap.data.inject import ARTEFACT, ARTEFACT_KINDS, DUPLICATE, inject, paint_artefact
+from medmap.errors import UserFacingError
+from medmap.evaluation import neighbourhood_share
+
+
+def grey_collection(count=50):
+    """Smooth random images (4x4 noise blown up to 28x28), each with its own pattern."""
+    rng = np.random.default_rng(1)
+    coarse = rng.integers(40, 216, (count, 4, 4, 3)).astype(np.uint8)
+    images = coarse.repeat(7, axis=1).repeat(7, axis=2)
+    return ImageCollection("grey", images, np.arange(count) % 5, list("abcde"))
+
+
+def correlation(a, b):
+    a, b = a.astype(float).ravel(), b.astype(float).ravel()
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def test_duplicates_are_perturbed_copies_of_one_image_with_its_label():
+    original = grey_collection()
+    planted = inject(original, duplicates=10, artefacts=0, seed=3)
+    assert len(planted) == 60 and (planted.injected == DUPLICATE).sum() == 10
+    copies = planted.images[50:]
+    source = int(np.argmax([correlation(copies[0], image) for image in original.images]))
+    # every copy looks most like that one image (shifted, jittered, noisy) ...
+    for copy in copies:
+        likeness = [correlation(copy, image) for image in original.images]
+        assert int(np.argmax(likeness)) == source and max(likeness) > 0.4
+    assert len({c.tobytes() for c in planted.images[50:]}) == 10  # ... but no two identical
+    assert (planted.labels[50:] == original.labels[source]).all()
+    np.testing.assert_array_equal(planted.images[:50], original.images)  # originals untouched
+
+
+def test_artefacts_paint_each_kind_and_keep_labels():
+    original = grey_collection()
+    planted = inject(original, duplicates=0, artefacts=8, seed=0)
+    painted = np.flatnonzero(planted.injected == ARTEFACT)
+    assert len(painted) == 8 and len(planted) == 50
+    np.testing.assert_array_equal(planted.labels, original.labels)
+    for index in painted:
+        assert not np.array_equal(planted.images[index], original.images[index])
+    rng = np.random.default_rng(0)
+    bordered = paint_artefact(original.images[0], "black border", rng)
+    assert (bordered[0] == 0).all() and (bordered[:, -1] == 0).all()
+    for kind in ARTEFACT_KINDS:
+        assert paint_artefact(original.images[0], kind, rng).shape == (28, 28, 3)
+    with pytest.raises(ValueError, match=">= 0"):
+        inject(original, duplicates=-1)
+
+
+def test_neighbourhood_share_on_known_maps():
+    rng = np.random.default_rng(0)
+    island = np.vstack([rng.normal(0, 1, (200, 2)), rng.normal(50, 0.1, (20, 2))])
+    members = np.arange(220) >= 200
+    assert neighbourhood_share(island, members) == 1.0
+    scattered = rng.normal(0, 1, (220, 2))
+    assert neighbourhood_share(scattered, members) < 0.2
+
+
+@pytest.mark.data
+def test_injection_composes_with_a_dataset_and_figures_build_from_runs(tmp_path):
+    require_data("medmnist", "bloodmnist.npz")
+    run = tmp_path / "runs" / "tsimcne"
+    result = cli("experiment=smoke", "logger=none", "dataset.subset=400", f"hydra.run.dir={run}",
+                 "dataset.inject.duplicates=30", "dataset.inject.artefacts=20")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    injected = np.load(run / "injected.npy")
+    assert len(injected) == 430 and (injected == DUPLICATE).sum() == 30
+    assert (injected == ARTEFACT).sum() == 20
+    scores = json.loads((run / "metrics.json").read_text())["injected"]
+    assert scores["duplicates"]["count"] == 30 and scores["artefacts"]["count"] == 20
+    assert 0.0 <= scores["duplicates"]["neighbourhood_share"] <= 1.0
+    pixels = cli("experiment=smoke", "logger=none", "method=tsne", "dataset.subset=400",
+                 f"hydra.run.dir={tmp_path / 'runs' / 'pixels'}")  # fmt: skip
+    assert pixels.returncode == 0, pixels.stderr[-2000:]
+
+    env = {**os.environ, "DATA_DIR": str(data_dir())}
+    command = [sys.executable, "scripts/figures.py", "--outputs", str(tmp_path)]
+    made = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+    figures = tmp_path / "figures" / "smoke" / "bloodmnist"
+    for stem in ("tsimcne-default-seed0-map", "tsimcne-default-seed0-grid", "comparison"):
+        for suffix in (".png", ".pdf"):
+            assert (figures / f"{stem}{suffix}").stat().st_size > 5_000, stem + suffix
+    with pytest.raises(UserFacingError, match=">= 0"):
+        load_dataset({"_target_": "medmap.data.sources.load_medmnist", "flag": "bloodmnist",
+                      "root": str(data_dir() / "medmnist"), "subset": 50,
+                      "inject": {"duplicates": -5}}, seed=0)  # fmt: skip
