@@ -111,7 +111,9 @@ class ContrastiveMapModule(pl.LightningModule):
         # The views depend only on (seed, global step): a resumed run draws what the
         # uninterrupted run would have drawn.
         generator = torch.Generator(device=batch.device)
-        generator.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
+        # ... and on the process: under DDP each rank draws its own views (rank 0 as alone)
+        rank_offset = self.global_rank * 7_777_777
+        generator.manual_seed(self.hparams.seed * 1_000_003 + self.global_step + rank_offset)
         view_a = self.augmenter(batch, generator)
         view_b = self.augmenter(batch, generator)
         outputs = self(torch.cat((view_a, view_b)))

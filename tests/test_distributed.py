@@ -1,0 +1,92 @@
+"""Multi-process correctness: with 2 processes (gloo, CPU) the contrastive loss uses the
+negatives of the whole global batch, so loss and gradients equal one process's on that batch."""
+
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from medmap.losses import cauchy_log_similarity, info_nce_loss, make_loss
+
+WORLD = 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def global_batch():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(8, 6, generator=generator)
+    views = (images + 0.1 * torch.randn(8, 6, generator=generator),
+             images + 0.1 * torch.randn(8, 6, generator=generator))  # fmt: skip
+    model = torch.nn.Linear(6, 2)
+    torch.nn.init.normal_(model.weight, generator=generator)
+    return views, model.state_dict()
+
+
+def worker(rank, port, gathered, results):
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
+    (view_a, view_b), weights = global_batch()
+    model = torch.nn.Linear(6, 2)
+    model.load_state_dict(weights)
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    share = len(view_a) // WORLD
+    mine = slice(rank * share, (rank + 1) * share)
+    outputs = ddp(torch.cat((view_a[mine], view_b[mine])))
+    if gathered:
+        loss = make_loss("cauchy")(*outputs.chunk(2))  # sees the process group itself
+    else:  # the common mistake: negatives from this process only
+        loss = info_nce_loss(*outputs.chunk(2), cauchy_log_similarity)
+    loss.backward()  # DDP averages the gradients over the processes
+    # plain lists: tensors in a queue would be shared memory that dies with this process
+    results.put((rank, loss.item(), model.weight.grad.tolist(), model.bias.grad.tolist()))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def run_processes(gathered):
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    processes = [
+        context.Process(target=worker, args=(rank, free_port_value, gathered, results))
+        for free_port_value in [free_port()]
+        for rank in range(WORLD)
+    ]
+    for process in processes:
+        process.start()
+    collected = sorted(results.get(timeout=120) for _ in range(WORLD))
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    return collected
+
+
+def single_process():
+    (view_a, view_b), weights = global_batch()
+    model = torch.nn.Linear(6, 2)
+    model.load_state_dict(weights)
+    loss = make_loss("cauchy")(*model(torch.cat((view_a, view_b))).chunk(2))
+    loss.backward()
+    return loss.item(), model.weight.grad, model.bias.grad
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built in")
+def test_two_process_loss_and_gradients_equal_the_single_process_ones():
+    loss, weight_grad, bias_grad = single_process()
+    ranks = run_processes(gathered=True)
+    assert sum(r[1] for r in ranks) / WORLD == pytest.approx(loss, rel=1e-5)
+    for _, _, rank_weight_grad, rank_bias_grad in ranks:
+        torch.testing.assert_close(
+            torch.tensor(rank_weight_grad), weight_grad, rtol=1e-4, atol=1e-6
+        )
+        torch.testing.assert_close(torch.tensor(rank_bias_grad), bias_grad, rtol=1e-4, atol=1e-6)
+    # Local negatives only (what many SimCLR re-implementations do) gives another loss.
+    local = run_processes(gathered=False)
+    assert sum(r[1] for r in local) / WORLD != pytest.approx(loss, rel=1e-3)
