@@ -96,3 +96,17 @@ def test_cauchy_similarity_matrix_on_known_points():
 def test_unknown_kernel_is_refused():
     with pytest.raises(ValueError, match="cauchy"):
         make_loss("euclid")
+
+
+def test_loss_stays_float32_under_bf16_autocast():
+    """2-D coordinates of size ~50: in bf16 the matmul behind the distances would round away
+    the distance between an image's two views (8 bits of mantissa)."""
+    torch.manual_seed(0)
+    anchors = torch.randn(64, 2) * 50
+    view_a, view_b = anchors, anchors + 0.05 * torch.randn(64, 2)
+    loss = make_loss("cauchy")
+    exact = loss(view_a, view_b)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = loss(view_a, view_b)
+    assert under_autocast.dtype == torch.float32
+    torch.testing.assert_close(under_autocast, exact)

@@ -68,7 +68,14 @@ def info_nce_loss(
     batch (2nW - 1 candidates), exactly as one process with the whole batch would: the mean of
     the processes' losses is the single-process loss, and so are its gradients once DDP
     averages them."""
-    local_a, local_b = view_a.float(), view_b.float()
+    with torch.autocast(view_a.device.type, enabled=False):
+        return _info_nce(view_a.float(), view_b.float(), log_similarity, gather, rank)
+
+
+def _info_nce(local_a, local_b, log_similarity, gather, rank) -> torch.Tensor:
+    # Under bf16 autocast the similarity matmul would run in bf16 (8 bits of mantissa): for
+    # t-SimCNE's 2-D coordinates of size ~50, |a|² + |b|² - 2 a·b then loses the distances
+    # between an image's two views entirely. Hence float32, autocast off, here.
     count = local_a.shape[0]
     if gather is None:
         all_a, all_b, offset = local_a, local_b, 0
