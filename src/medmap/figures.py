@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 from sklearn.cluster import KMeans  # noqa: E402
 
-from medmap.plotting import class_colours  # noqa: E402
+from medmap.plotting import class_colours, class_handles  # noqa: E402
 
 
 def save_both(figure, stem: Path) -> list[Path]:
@@ -104,10 +104,7 @@ def comparison_panel(
             continue
         _scatter(axes, embedding, labels, colours)
         axes.set_title(f"{title}\nkNN acc. {knn:.1f}%", fontsize=10)
-    handles = [
-        plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=name)
-        for i, name in enumerate(class_names)
-    ]
+    handles = class_handles(class_names, colours)
     figure.legend(handles=handles, loc="lower center", ncol=min(8, len(class_names)),
                   frameon=False, fontsize=8, bbox_to_anchor=(0.5, -0.08))  # fmt: skip
     return save_both(figure, stem)

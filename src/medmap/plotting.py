@@ -20,6 +20,33 @@ def class_colours(count: int) -> np.ndarray:
     return plt.get_cmap("turbo")(np.linspace(0, 1, count))
 
 
+def class_handles(class_names: list[str], colours: np.ndarray) -> list:
+    """Legend entries: one coloured dot per class name."""
+    return [
+        plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=name)
+        for i, name in enumerate(class_names)
+    ]
+
+
+def finish_map_figure(figure, axes, handles: list, title: str, path: str | Path):
+    """Legend below the map, equal aspect, no ticks, title; saved and closed."""
+    legend = axes.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.02),
+        ncol=3 if len(handles) > 8 else 2,
+        frameon=False,
+        fontsize=8,
+    )
+    axes.set_aspect("equal", adjustable="box")
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.set_title(title, fontsize=9)
+    figure.savefig(path, bbox_inches="tight")
+    plt.close(figure)
+    return legend
+
+
 def plot_map(
     embedding: np.ndarray,
     labels: np.ndarray,
@@ -42,29 +69,13 @@ def plot_map(
         linewidths=0,
         rasterized=True,
     )
-    handles = [
-        plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=name)
-        for i, name in enumerate(class_names)
-    ]
+    handles = class_handles(class_names, colours)
     if highlight is not None and highlight.any():
         axes.scatter(embedding[highlight, 0], embedding[highlight, 1], s=point_size * 6,
                      facecolors="none", edgecolors="black", linewidths=0.6)  # fmt: skip
         handles.append(plt.Line2D([], [], marker="o", linestyle="", markerfacecolor="none",
                                   color="black", label="injected"))  # fmt: skip
-    legend = axes.legend(
-        handles=handles,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.02),
-        ncol=3 if len(class_names) > 8 else 2,
-        frameon=False,
-        fontsize=8,
-    )
-    axes.set_aspect("equal", adjustable="box")
-    axes.set_xticks([])
-    axes.set_yticks([])
-    axes.set_title(title, fontsize=9)
-    figure.savefig(path, bbox_inches="tight")
-    plt.close(figure)
+    legend = finish_map_figure(figure, axes, handles, title, path)
     return [text.get_text() for text in legend.get_texts()][: len(class_names)]
 
 
@@ -84,15 +95,4 @@ def plot_new_over_map(
                  rasterized=True)  # fmt: skip
     axes.scatter(new[:, 0], new[:, 1], c=colours[new_labels], s=9, edgecolors="black",
                  linewidths=0.3, rasterized=True)  # fmt: skip
-    handles = [
-        plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=name)
-        for i, name in enumerate(class_names)
-    ]
-    axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), frameon=False,
-                ncol=3 if len(class_names) > 8 else 2, fontsize=8)  # fmt: skip
-    axes.set_aspect("equal", adjustable="box")
-    axes.set_xticks([])
-    axes.set_yticks([])
-    axes.set_title(title, fontsize=9)
-    figure.savefig(path, bbox_inches="tight")
-    plt.close(figure)
+    finish_map_figure(figure, axes, class_handles(class_names, colours), title, path)
