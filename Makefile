@@ -9,7 +9,7 @@ SEEDS ?= 3
 DATASETS ?=
 TABLE_ARGS = --budget $(BUDGET) --seeds $(SEEDS) $(if $(DATASETS),--datasets $(DATASETS))
 
-.PHONY: help install browser demo explore figures test test-all lint format clean table1 table2 table3 tables
+.PHONY: help install browser demo explore figures bench test test-all lint format clean table1 table2 table3 tables
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -30,6 +30,17 @@ table1 table2 table3: install  ## run a table's sweeps (BUDGET, SEEDS, DATASETS)
 
 tables: install  ## rebuild tables 1-3 from existing runs under outputs/ (no training; BUDGET= to pick)
 	$(BIN)/python scripts/tables.py build $(if $(filter command line environment,$(origin BUDGET)),--budget $(BUDGET))
+
+# The reference implementation in its own environment, for `make bench`'s part (c).
+REFERENCE_VENV ?= .venv-reference
+$(REFERENCE_VENV)/.installed:
+	$(PYTHON) -m venv $(REFERENCE_VENV)
+	$(REFERENCE_VENV)/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(REFERENCE_VENV)/bin/pip install --quiet tsimcne==0.3.12 lightning
+	touch $@
+
+bench: install $(REFERENCE_VENV)/.installed  ## time a phase-1 epoch: medmap vs model alone vs tsimcne 0.3.12 (outputs/bench/)
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 # Debian's chromium + chromedriver for the explorer's browser tests (skipped where absent).
 APT := $(if $(filter 0,$(shell id -u)),apt-get,sudo -n apt-get)

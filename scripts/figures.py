@@ -50,7 +50,7 @@ def figures_for(dataset: str, budget: str, runs: list[Run], root: Path) -> list[
             print(f"skipped {run.directory}: {error}")
             continue
         injected_file = run.directory / "injected.npy"
-        highlight = np.load(injected_file) > 0 if injected_file.is_file() else None
+        planted = np.load(injected_file) if injected_file.is_file() else None
         name = f"{run.identity['method']}-{run.identity['aug']}-seed{run.identity['seed']}"
         scores = run.metrics
         title = (
@@ -59,7 +59,7 @@ def figures_for(dataset: str, budget: str, runs: list[Run], root: Path) -> list[
         )
         names = run.metrics["class_names"]
         written += thumbnail_map(
-            embedding, labels, names, images, out / f"{name}-map", title, highlight=highlight
+            embedding, labels, names, images, out / f"{name}-map", title, planted=planted
         )
         written += grid_view(embedding, images, out / f"{name}-grid", title=title)
     panels, class_names = [], None

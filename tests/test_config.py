@@ -5,19 +5,15 @@ import inspect
 import numpy as np
 import pytest
 import pytorch_lightning as pl
-from hydra.utils import get_method
+from hydra.utils import get_class, get_method
 from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, compose_config
 from medmap.data import ImageCollection
+from medmap.identity import trains_a_network
+from medmap.methods import ContrastiveMapModule
 from medmap.plotting import plot_map
-from medmap.train import (
-    build_baseline,
-    build_logger,
-    build_module,
-    effective_batch_size,
-    trains_a_network,
-)
+from medmap.train import build_baseline, build_logger, build_module, effective_batch_size
 
 GROUPS = ("dataset", "aug", "loss", "method", "trainer", "logger", "experiment")
 REQUIRED = {"imagefolder": ["dataset.root=/some/folder"], "npz": ["dataset.path=/some/file.npz"]}
@@ -65,6 +61,13 @@ def test_every_option_composes_and_builds(group, tmp_path):
         build_logger(cfg, tmp_path / option)
         if cfg.trainer.accelerator != "gpu":
             pl.Trainer(**OmegaConf.to_container(cfg.trainer), logger=False)
+
+
+def test_the_light_trains_a_network_rule_agrees_with_the_method_classes():
+    for option in options("method"):
+        cfg = compose_config([f"method={option}"])
+        trains = issubclass(get_class(cfg.method._target_), ContrastiveMapModule)
+        assert trains_a_network(cfg) == trains, option
 
 
 def test_method_chooses_its_loss_unless_overridden(tmp_path):

@@ -47,6 +47,7 @@ def fake_run(root, name, status="ok", mtime=None, **values):
         "dataset": {"name": identity["dataset"]},
         "method": method,
         "aug": {"name": identity["aug"] or "default"},
+        "loss": {"kernel": "cauchy"},
         "seed": identity["seed"],
         "budget": identity["budget"],
     }

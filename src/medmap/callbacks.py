@@ -37,7 +37,14 @@ class PhaseSchedule(pl.Callback):
         target = module.phase_at_epoch(trainer.current_epoch)
         if target != module.phase_index:
             module.enter_phase(target)
-            trainer.strategy.setup_optimizers(trainer)
+            strategy = trainer.strategy
+            if isinstance(strategy, pl.strategies.DDPStrategy):
+                # DDP registered the previous phase's trainable parameters: wrap the module
+                # again, so the new output layer's gradients are averaged across processes
+                # and the frozen ones are not waited for.
+                strategy.model = module
+                strategy.configure_ddp()
+            strategy.setup_optimizers(trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module) -> None:
         if self.checkpoint_dir is None:
@@ -70,6 +77,8 @@ class MapSnapshots(pl.Callback):
         self.every_n_epochs = every_n_epochs
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module) -> None:
+        if not trainer.is_global_zero:  # under DDP one process draws
+            return
         epoch = trainer.current_epoch
         due = self.every_n_epochs > 0 and (epoch + 1) % self.every_n_epochs == 0
         if module.head.out_features != 2 or not (due or ends_a_phase(module, epoch)):

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 from sklearn.cluster import KMeans  # noqa: E402
 
-from medmap.plotting import class_colours, class_handles  # noqa: E402
+from medmap.plotting import class_colours, class_handles, scatter_map  # noqa: E402
 
 
 def save_both(figure, stem: Path) -> list[Path]:
@@ -42,17 +42,12 @@ def representative_points(embedding: np.ndarray, count: int, seed: int = 0) -> n
     return np.unique(distances.argmin(axis=1))
 
 
-def _scatter(axes, embedding, labels, colours, highlight=None):
-    order = np.random.default_rng(0).permutation(len(labels))
-    size = float(np.clip(2000 / max(len(labels), 1), 0.5, 30))
-    axes.scatter(*embedding[order].T, c=colours[labels[order]], s=size, linewidths=0,
-                 rasterized=True)  # fmt: skip
-    if highlight is not None and highlight.any():
-        axes.scatter(*embedding[highlight].T, s=size * 8, facecolors="none", edgecolors="black",
-                     linewidths=0.6)  # fmt: skip
+def _scatter(axes, embedding, labels, colours, planted=None) -> list:
+    handles = scatter_map(axes, embedding, labels, colours, planted)
     axes.set_aspect("equal", adjustable="datalim")
     axes.set_xticks([])
     axes.set_yticks([])
+    return handles
 
 
 def thumbnail_map(
@@ -63,11 +58,11 @@ def thumbnail_map(
     stem: Path,
     title: str = "",
     thumbnails: int = 40,
-    highlight: np.ndarray | None = None,
+    planted: np.ndarray | None = None,
 ) -> list[Path]:
     figure, axes = plt.subplots(figsize=(9, 9))
     colours = class_colours(len(class_names))
-    _scatter(axes, embedding, labels, colours, highlight)
+    marks = _scatter(axes, embedding, labels, colours, planted)
     zoom = 28 / images.shape[1] * 0.9
     for index in representative_points(embedding, thumbnails):
         box = OffsetImage(images[index], zoom=zoom, interpolation="nearest")
@@ -81,6 +76,8 @@ def thumbnail_map(
             text = axes.text(*np.median(members, axis=0), name, fontsize=8, ha="center",
                              va="center", weight="bold", color=colours[label])  # fmt: skip
             text.set_path_effects([path_effects.withStroke(linewidth=2.5, foreground="white")])
+    if marks:
+        axes.legend(handles=marks, loc="upper right", fontsize=8)
     axes.set_title(title, fontsize=10)
     return save_both(figure, stem)
 

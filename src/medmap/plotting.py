@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from medmap.data.inject import ARTEFACT, DUPLICATE  # noqa: E402
+
 
 def class_colours(count: int) -> np.ndarray:
     """Distinct colours for ``count`` classes (tab10/tab20, then a continuous map)."""
@@ -47,35 +49,46 @@ def finish_map_figure(figure, axes, handles: list, title: str, path: str | Path)
     return legend
 
 
+# How planted images (data/inject.py codes) are marked on a map: kind -> (marker, legend).
+PLANTED_MARKS = {DUPLICATE: ("o", "planted duplicates"), ARTEFACT: ("X", "painted artefacts")}
+
+
+def scatter_map(axes, embedding, labels, colours, planted: np.ndarray | None = None) -> list:
+    """The class-coloured scatter (in a fixed random order, so no class hides another), with
+    planted images (``planted``: 0 untouched, 1 duplicate, 2 artefact) marked in black by
+    kind. Returns legend handles for the marks."""
+    order = np.random.default_rng(0).permutation(len(labels))
+    size = float(np.clip(2000 / max(len(labels), 1), 0.5, 30))
+    axes.scatter(*embedding[order].T, c=colours[labels[order]], s=size, linewidths=0,
+                 rasterized=True)  # fmt: skip
+    handles = []
+    for code, (marker, name) in PLANTED_MARKS.items():
+        chosen = planted == code if planted is not None else np.zeros(len(labels), bool)
+        if chosen.any():
+            axes.scatter(*embedding[chosen].T, s=max(size * 6, 12), marker=marker,
+                         facecolors="none", edgecolors="black", linewidths=0.6)  # fmt: skip
+            label = f"{name} ({chosen.sum()})"
+            handles.append(plt.Line2D([], [], marker=marker, linestyle="", color="black",
+                                      markerfacecolor="none", label=label))  # fmt: skip
+    return handles
+
+
 def plot_map(
     embedding: np.ndarray,
     labels: np.ndarray,
     class_names: list[str],
     path: str | Path,
     title: str = "",
-    highlight: np.ndarray | None = None,
+    planted: np.ndarray | None = None,
 ) -> list[str]:
-    """Scatter of the map coloured by class, with the class names in the legend (returned).
-    Points in the boolean mask ``highlight`` (e.g. planted duplicates) are circled in black."""
+    """Scatter of the map coloured by class, with the class names in the legend (returned),
+    and planted duplicates and artefacts marked (``planted`` codes, see ``scatter_map``)."""
     figure, axes = plt.subplots(figsize=(7, 8), dpi=150)
     colours = class_colours(len(class_names))
-    point_size = float(np.clip(2000 / max(len(labels), 1), 0.5, 30))
-    order = np.random.default_rng(0).permutation(len(labels))  # no class hides another
-    axes.scatter(
-        embedding[order, 0],
-        embedding[order, 1],
-        c=colours[labels[order]],
-        s=point_size,
-        linewidths=0,
-        rasterized=True,
+    marks = scatter_map(axes, embedding, labels, colours, planted)
+    legend = finish_map_figure(
+        figure, axes, class_handles(class_names, colours) + marks, title, path
     )
-    handles = class_handles(class_names, colours)
-    if highlight is not None and highlight.any():
-        axes.scatter(embedding[highlight, 0], embedding[highlight, 1], s=point_size * 6,
-                     facecolors="none", edgecolors="black", linewidths=0.6)  # fmt: skip
-        handles.append(plt.Line2D([], [], marker="o", linestyle="", markerfacecolor="none",
-                                  color="black", label="injected"))  # fmt: skip
-    legend = finish_map_figure(figure, axes, handles, title, path)
     return [text.get_text() for text in legend.get_texts()][: len(class_names)]
 
 

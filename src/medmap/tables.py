@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
+from medmap.identity import run_identity
+
 IDENTITY_KEYS = ("dataset", "method", "features", "aug", "seed", "budget")
 MISSING = "—"
 
@@ -70,20 +72,9 @@ class Cell:
 
 
 def _identity_from_hydra_config(directory: Path) -> dict[str, Any] | None:
-    """Identity of a run that wrote nothing yet, read from its saved config (names only)."""
-    path = directory / ".hydra" / "config.yaml"
+    """Identity of a run that wrote nothing yet, read from its saved config."""
     try:
-        cfg = OmegaConf.load(path)
-        method = cfg.method.name
-        trained = "features" not in cfg.method
-        return {
-            "dataset": cfg.dataset.name,
-            "method": method,
-            "features": None if trained else cfg.method.features,
-            "aug": cfg.aug.name if trained else None,
-            "seed": cfg.seed,
-            "budget": cfg.budget,
-        }
+        return run_identity(OmegaConf.load(directory / ".hydra" / "config.yaml"))
     except Exception:  # not a medmap run directory
         return None
 

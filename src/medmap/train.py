@@ -28,9 +28,10 @@ from medmap.callbacks import MapSnapshots, PhaseSchedule, RunRecord, SaveOnInter
 from medmap.checkpoints import AtomicCheckpointIO, load_checkpoint
 from medmap.data import ImageCollection, load_dataset, mean_border_colour, stratified_subset
 from medmap.data.inject import ARTEFACT, DUPLICATE
-from medmap.data.loading import training_loader
+from medmap.data.loading import resident_images, training_loader
 from medmap.errors import UserFacingError
 from medmap.evaluation import isolation, linear_evaluation, map_metrics, neighbourhood_share
+from medmap.identity import run_identity, trains_a_network
 from medmap.methods import ContrastiveMapModule, build_phases
 from medmap.plotting import plot_map
 
@@ -53,11 +54,6 @@ def effective_batch_size(requested: int, dataset_size: int) -> int:
         )
         return dataset_size
     return requested
-
-
-def trains_a_network(cfg: DictConfig) -> bool:
-    """Contrastive methods train a network; the t-SNE baselines only embed fixed features."""
-    return issubclass(get_class(cfg.method._target_), ContrastiveMapModule)
 
 
 def check_optimiser_settings(method: DictConfig, temperature: float) -> None:
@@ -96,6 +92,7 @@ def build_module(cfg: DictConfig, collection: ImageCollection, batch_size: int):
             steps_per_epoch=len(collection) // batch_size,
             seed=cfg.seed,
             channels_last=cfg.model.channels_last,
+            compile_backbone=cfg.model.compile,
             new_output_init_std=method.new_output_init_std,
             map_options=OmegaConf.to_container(method.map, resolve=True)
             if "map" in method
@@ -149,20 +146,6 @@ def _sweep_name() -> str | None:
     return None
 
 
-def run_identity(cfg: DictConfig) -> dict[str, Any]:
-    """What a run is (the keys tables group by); written even when the run fails."""
-    trained = trains_a_network(cfg)
-    return {
-        "dataset": cfg.dataset.name,
-        "method": cfg.method.name,
-        "features": cfg.method.get("features"),
-        "aug": cfg.aug.name if trained else None,
-        "loss": cfg.loss.kernel if trained else None,
-        "seed": cfg.seed,
-        "budget": cfg.budget,  # for baselines too: the budget's experiment also sets the subset
-    }
-
-
 def checkpoint_identity(cfg: DictConfig, collection: ImageCollection) -> dict[str, Any]:
     """What a checkpoint must agree on to be resumed (epochs and rates may change)."""
     return {
@@ -198,7 +181,7 @@ def check_resume_checkpoint(path: str, expected: dict[str, Any]) -> None:
 
 def train_network(
     cfg: DictConfig, collection: ImageCollection, output_dir: Path, logger
-) -> tuple[ContrastiveMapModule, np.ndarray, dict[str, Any]]:
+) -> tuple[ContrastiveMapModule, np.ndarray | None, dict[str, Any]]:
     """Train the contrastive method in one Trainer; return the trained module, its map and
     what the run used."""
     batch_size = effective_batch_size(cfg.method.batch_size, len(collection))
@@ -214,6 +197,7 @@ def train_network(
         default_root_dir=str(output_dir),
         logger=logger,
         plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False,  # SeededBatchSampler splits each global batch itself
         callbacks=[
             RunRecord(identity),
             SaveOnInterrupt(checkpoint_dir),
@@ -235,22 +219,29 @@ def train_network(
             ),
         ],
     )
-    loader = training_loader(torch.from_numpy(collection.images), batch_size, cfg.seed)
+    images = resident_images(collection.images, trainer.strategy.root_device, cfg.data_on_device)
+    try:
+        loader = training_loader(
+            images, batch_size, cfg.seed, trainer.world_size, trainer.global_rank
+        )
+    except ValueError as error:
+        raise UserFacingError(str(error)) from error
     started = time.perf_counter()
     # weights_only: a checkpoint is read as tensors and containers, never as code
     trainer.fit(module, loader, ckpt_path=cfg.ckpt_path, weights_only=True)
+    # (Ctrl-C never returns here: Lightning exits after SaveOnInterrupt has saved.)
     train_seconds = time.perf_counter() - started
-    if trainer.interrupted:
-        raise UserFacingError(
-            f"Training was interrupted; resume with ckpt_path={output_dir}/checkpoints/last.ckpt"
-        )
+    if not trainer.is_global_zero:  # DDP: the other processes helped train; rank 0 reports
+        return module, None, {}
     device = trainer.strategy.root_device
     module.to(device)  # Lightning's teardown leaves the module on the CPU; embed on the accelerator
-    embedding = module.embed_map(collection.images)
+    # Backbone features once: SimCLR's map and the linear evaluation both use them.
+    features = module.backbone_features(collection.images) if cfg.evaluation.linear_eval else None
+    embedding = module.embed_map(collection.images, features)
     linear_acc = float("nan")
-    if cfg.evaluation.linear_eval:
+    if features is not None:
         linear_acc = linear_evaluation(
-            module.backbone_features(collection.images),
+            features,
             collection.labels,
             collection.splits,
             max_iter=cfg.evaluation.linear_max_iter,
@@ -290,6 +281,8 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     logger = build_logger(cfg, output_dir)
     if trains_a_network(cfg):
         _, embedding, details = train_network(cfg, collection, output_dir, logger)
+        if embedding is None:  # not DDP's rank 0: it writes the run's files alone
+            return {}
     else:
         embedding, details = embed_fixed_features(cfg, collection)
     step = details.pop("step")
@@ -347,14 +340,13 @@ def save_run_outputs(
         f"{metrics['method']} · {metrics['dataset']} · {variant} · "
         f"silhouette {metrics['silhouette']:.2f} · kNN {metrics['knn_acc']:.1f}%"
     )
-    injected = collection.injected > 0
     plot_map(
         embedding,
         collection.labels,
         collection.class_names,
         output_dir / "embedding.png",
         title,
-        highlight=injected if injected.any() else None,
+        planted=collection.injected,
     )
 
 
@@ -405,7 +397,7 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     try:
-        return run_train(cfg)["silhouette"]
+        return run_train(cfg).get("silhouette")
     except (UserFacingError, FloatingPointError) as error:
         output_dir = Path(cfg.paths.output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -17,15 +18,28 @@ class ImageTensor(Dataset):
         return len(self.images)
 
     def __getitem__(self, indices: list[int]) -> torch.Tensor:
-        return self.images[torch.as_tensor(indices)]
+        return self.images[torch.as_tensor(indices, device=self.images.device)]
 
 
 class SeededBatchSampler(Sampler[list[int]]):
     """Shuffled full batches whose order depends only on (seed, epoch), so a resumed run sees
-    the batches the uninterrupted run would have seen. Lightning calls ``set_epoch``."""
+    the batches the uninterrupted run would have seen. Lightning calls ``set_epoch``.
 
-    def __init__(self, size: int, batch_size: int, seed: int) -> None:
+    Under DDP each of the ``num_replicas`` processes takes its ``rank``'s slice of every
+    global batch of ``batch_size`` images: the processes together see exactly the batches one
+    process would, and the loss gathers the slices back into the global batch's negatives."""
+
+    def __init__(
+        self, size: int, batch_size: int, seed: int, num_replicas: int = 1, rank: int = 0
+    ) -> None:
+        if batch_size % num_replicas:
+            raise ValueError(
+                f"method.batch_size={batch_size} must be divisible by the number of training "
+                f"processes ({num_replicas})"
+            )
         self.size, self.batch_size, self.seed, self.epoch = size, batch_size, seed, 0
+        self.share = batch_size // num_replicas
+        self.rank = rank
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -37,13 +51,30 @@ class SeededBatchSampler(Sampler[list[int]]):
         generator = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
         order = torch.randperm(self.size, generator=generator)
         for batch in range(len(self)):
-            yield order[batch * self.batch_size : (batch + 1) * self.batch_size].tolist()
+            start = batch * self.batch_size + self.rank * self.share
+            yield order[start : start + self.share].tolist()
 
 
-def training_loader(images: torch.Tensor, batch_size: int, seed: int) -> DataLoader:
+def resident_images(images: np.ndarray, device: torch.device, on_device: bool) -> torch.Tensor:
+    """The uint8 images as a tensor, moved to a GPU once when ``on_device`` and they take
+    under a quarter of its free memory: batches are then cut on the GPU and no step waits
+    for a host-to-device copy. On the CPU (or when too big) they stay in host memory."""
+    tensor = torch.from_numpy(images)
+    if on_device and device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if tensor.nbytes < free / 4:
+            return tensor.to(device)
+    return tensor
+
+
+def training_loader(
+    images: torch.Tensor, batch_size: int, seed: int, num_replicas: int = 1, rank: int = 0
+) -> DataLoader:
+    """Batches of uint8 images for the Trainer (its own distributed sampler must be off:
+    ``use_distributed_sampler=False``; the sampler splits global batches itself)."""
     return DataLoader(
         ImageTensor(images),
-        sampler=SeededBatchSampler(len(images), batch_size, seed),
+        sampler=SeededBatchSampler(len(images), batch_size, seed, num_replicas, rank),
         batch_size=None,
         num_workers=0,
     )

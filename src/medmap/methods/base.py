@@ -43,6 +43,7 @@ class ContrastiveMapModule(pl.LightningModule):
         steps_per_epoch: int,
         seed: int,
         channels_last: bool = False,
+        compile_backbone: bool = False,
         new_output_init_std: float = 1.0,
         map_options: dict[str, Any] | None = None,
     ) -> None:
@@ -57,6 +58,9 @@ class ContrastiveMapModule(pl.LightningModule):
         self._apply_trainable()
         if channels_last:
             self.to(memory_format=torch.channels_last)
+        if compile_backbone:
+            # In place (nn.Module.compile): parameter names, and so checkpoints, stay the same.
+            self.backbone.compile()
 
     @property
     def phase(self) -> Phase:
@@ -186,6 +190,7 @@ class ContrastiveMapModule(pl.LightningModule):
         """The network's output (the head of the current phase) for un-augmented images."""
         return self._map_batches(images, self, batch_size)
 
-    def embed_map(self, images: np.ndarray) -> np.ndarray:
-        """The final 2-D map of ``images`` (N, 2) float32."""
+    def embed_map(self, images: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """The final 2-D map of ``images`` (N, 2) float32; ``features`` are their
+        ``backbone_features`` when the caller has them already."""
         raise NotImplementedError

@@ -28,6 +28,8 @@ class SimCLR(ContrastiveMapModule):
     """One phase with the cosine (temperature) kernel in 128-D. Its map is the t-SNE of the
     512-D backbone features ("t-SNE of SimCLR" in Table 1)."""
 
-    def embed_map(self, images: np.ndarray) -> np.ndarray:
+    def embed_map(self, images: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        if features is None:
+            features = self.backbone_features(images)
         options = dict(self.hparams.map_options or {})
-        return tsne_map(self.backbone_features(images), self.hparams.seed, **options)
+        return tsne_map(features, self.hparams.seed, **options)

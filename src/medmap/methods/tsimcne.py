@@ -11,7 +11,7 @@ class TSimCNE(ContrastiveMapModule):
     """Three phases (SPEC §3): 128-D pretraining, a new 2-D output layer trained alone, then
     everything fine-tuned at a lower rate. The map is the network's own 2-D output."""
 
-    def embed_map(self, images: np.ndarray) -> np.ndarray:
+    def embed_map(self, images: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         if self.head.out_features != 2:
             raise ValueError(
                 f"The network outputs {self.head.out_features}-D (phase {self.phase_index + 1}); "

@@ -1,0 +1,292 @@
+"""Throughput of one t-SimCNE phase-1 epoch: this project's pipeline against the model alone
+(the upper bound) and against the reference ``tsimcne`` package (scripts/bench_reference.py).
+
+Each part runs in its own process (scripts/bench.py) so that its peak memory is its own.
+Images/s counts images, each seen as two augmented views, as SPEC's throughput figures do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import resource
+import time
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from medmap.augment import AugmentationSpec, BatchAugmenter, to_float_images
+from medmap.data import ImageCollection
+from medmap.data.loading import resident_images, training_loader
+
+
+class EpochTimer(pl.Callback):
+    """Wall time of the first training epoch and the images it trained on."""
+
+    def __init__(self) -> None:
+        self.started = self.seconds = None
+        self.images = 0
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        _synchronize(module.device)
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
+        self.images += len(batch)
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        _synchronize(module.device)
+        self.seconds = time.perf_counter() - self.started
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """Peak GPU memory allocated on a CUDA device, else the process's peak resident memory."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _part(images: int, seconds: float, device: torch.device, **extra: Any) -> dict[str, Any]:
+    return {
+        "images": images,
+        "seconds": round(seconds, 3),
+        "img_s": round(images / seconds, 1),
+        "peak_memory_mib": round(peak_memory_mib(device), 1),
+        "device": describe_device(device),
+        **extra,
+    }
+
+
+def time_pipeline(cfg: DictConfig, collection: ImageCollection, module) -> dict[str, Any]:
+    """(a) This project: the Trainer, loader and batched augmentation that train.py uses,
+    for one epoch of phase 1."""
+    timer = EpochTimer()
+    trainer = pl.Trainer(
+        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=[timer],
+    )
+    images = resident_images(collection.images, trainer.strategy.root_device, cfg.data_on_device)
+    trainer.fit(module, training_loader(images, cfg.method.batch_size, cfg.seed))
+    return _part(timer.images, timer.seconds, trainer.strategy.root_device)
+
+
+def time_model_only(cfg: DictConfig, collection: ImageCollection, module) -> dict[str, Any]:
+    """(b) The upper bound: the same network, loss, optimiser and precision on one batch of
+    pre-made, un-augmented tensors already on the device, stepped as often as an epoch has
+    batches. No loader, no augmentation, no Trainer."""
+    device = training_device(cfg)
+    batch_size = cfg.method.batch_size
+    steps = len(collection) // batch_size
+    images = torch.from_numpy(collection.images[:batch_size]).to(device)
+    views = module._prepare(to_float_images(images).repeat(2, 1, 1, 1))
+    module.to(device).train()
+    optimizer = module.configure_optimizers()["optimizer"]
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=_uses_bf16(cfg))
+    _synchronize(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        with autocast:
+            loss = module.loss_fn(*module(views).chunk(2))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    _synchronize(device)
+    return _part(steps * batch_size, time.perf_counter() - started, device)
+
+
+def _uses_bf16(cfg: DictConfig) -> bool:
+    return str(cfg.trainer.get("precision", "32")).startswith("bf16")
+
+
+def training_device(cfg: DictConfig) -> torch.device:
+    """The device Lightning's ``accelerator`` setting picks."""
+    wants_gpu = cfg.trainer.accelerator in ("auto", "gpu", "cuda")
+    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
+
+
+def summarise(
+    parts: dict[str, dict[str, Any]], cfg: DictConfig, versions: dict[str, str], n_images: int
+) -> dict[str, Any]:
+    """One record of a benchmark: the three parts, their ratios and what they ran on."""
+    ours, bound = parts["ours"], parts["model_only"]
+    reference_img_s = (parts.get("reference") or {}).get("img_s")  # None: not run
+    return {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "device": ours["device"],
+        "dataset": cfg.dataset.name,
+        "n_images": n_images,
+        "batch_size": cfg.method.batch_size,
+        "width": cfg.model.width,
+        "precision": str(cfg.trainer.precision),
+        "channels_last": bool(cfg.model.channels_last),
+        "compile": bool(cfg.model.compile),
+        "ours_img_s": ours["img_s"],
+        "model_only_img_s": bound["img_s"],
+        "reference_img_s": reference_img_s,
+        "ours_vs_reference": round(ours["img_s"] / reference_img_s, 2) if reference_img_s else None,
+        "ours_vs_model_only": round(ours["img_s"] / bound["img_s"], 3),
+        "parts": parts,
+        "versions": versions,
+    }
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    """The benchmark as a markdown table with its setting and ratios."""
+    names = {
+        "ours": "(a) medmap: loader + batched augmentation + Trainer",
+        "model_only": "(b) model alone on pre-made tensors (upper bound)",
+        "reference": "(c) reference tsimcne==0.3.12 (PIL augmentation in DataLoader workers)",
+    }
+    lines = [
+        f"# t-SimCNE phase-1 epoch on {result['dataset']} ({result['n_images']} images)",
+        "",
+        f"Device: {result['device']}. Batch {result['batch_size']}, ResNet18 width "
+        f"{result['width']}, two views per image. Date {result['date']}.",
+        "",
+        "| | images/s | s/epoch | peak memory (MiB) | precision |",
+        "|---|---|---|---|---|",
+    ]
+    for key, name in names.items():
+        part = result["parts"].get(key)
+        if not part:
+            lines.append(f"| {name} | not run | | | |")
+            continue
+        lines.append(
+            f"| {name} | {part['img_s']:.0f} | {part['seconds']:.1f} | "
+            f"{part['peak_memory_mib']:.0f} | {part.get('precision', result['precision'])} |"
+        )
+    versus_reference = result["ours_vs_reference"]
+    lines += [
+        "",
+        f"- (a)/(c) = **{versus_reference:.2f}x** the reference's images/s."
+        if versus_reference
+        else "- (a)/(c): the reference was not run (see `make bench`).",
+        f"- (a)/(b) = **{result['ours_vs_model_only']:.3f}** of the model-only bound.",
+        f"- channels_last {result['channels_last']}, torch.compile {result['compile']}.",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
+    ]
+    notes = (result["parts"].get("reference") or {}).get("notes")
+    if notes:
+        lines.append(f"- Reference: {notes}")
+    augment = result["parts"].get("augment")
+    if augment:
+        settings = list(augment)
+        lines += [
+            "",
+            f"## Augmentation alone: one view of a batch of {result['batch_size']} images, "
+            "views/s (best of repeats)",
+            "",
+            "| implementation | " + " | ".join(f"aug={s}" for s in settings) + " |",
+            "|---|" + "---|" * len(settings),
+        ]
+        for name in augment[settings[0]]:
+            rates = " | ".join(f"{augment[s][name]:.0f}" for s in settings)
+            lines.append(f"| {name} | {rates} |")
+    return "\n".join(lines) + "\n"
+
+
+def augmentation_pipelines(spec: AugmentationSpec, fill_colour, size: int) -> dict[str, Any]:
+    """The same augmentation (SPEC §2; rot90's quarter turns left out) written four ways, each
+    a function from a uint8 batch (B, H, W, 3) on the device to one float view per image:
+    our batched augmenter; kornia's batched per-sample augmentations; torchvision.transforms.v2
+    on tensors (one parameter draw per call, so one call per image); torchvision on PIL images,
+    per image, as the reference package does in its DataLoader workers."""
+    from importlib.metadata import version
+
+    import kornia.augmentation as kornia_aug
+    from PIL import Image
+    from torchvision import transforms as pil_transforms
+    from torchvision.transforms import v2
+
+    ours = BatchAugmenter(spec, fill_colour)
+    generator = torch.Generator()
+
+    def medmap_batched(images: torch.Tensor) -> torch.Tensor:
+        if generator.device != images.device:
+            generator.__init__(device=images.device)
+        return ours(images, generator)
+
+    jitter = (spec.brightness, spec.contrast, spec.saturation, spec.hue)
+    kornia_steps = [kornia_aug.RandomResizedCrop((size, size), scale=spec.crop_scale)]
+    tensor_steps = [v2.RandomResizedCrop(size, scale=spec.crop_scale, antialias=False)]
+    pil_steps = [pil_transforms.RandomResizedCrop(size, scale=spec.crop_scale)]
+    if spec.rotation_degrees:
+        kornia_steps.append(kornia_aug.RandomRotation(spec.rotation_degrees, p=1.0))
+        tensor_steps.append(v2.RandomRotation(spec.rotation_degrees))
+        pil_steps.append(pil_transforms.RandomRotation(spec.rotation_degrees))
+    if spec.vflip_p:
+        kornia_steps.append(kornia_aug.RandomVerticalFlip(p=spec.vflip_p))
+        tensor_steps.append(v2.RandomVerticalFlip(spec.vflip_p))
+        pil_steps.append(pil_transforms.RandomVerticalFlip(spec.vflip_p))
+    kornia_steps += [
+        kornia_aug.RandomHorizontalFlip(p=spec.hflip_p),
+        kornia_aug.ColorJitter(*jitter, p=spec.jitter_p),
+        kornia_aug.RandomGrayscale(p=spec.grayscale_p),
+    ]
+    tensor_steps += [
+        v2.RandomHorizontalFlip(spec.hflip_p),
+        v2.RandomApply([v2.ColorJitter(*jitter)], p=spec.jitter_p),
+        v2.RandomGrayscale(spec.grayscale_p),
+    ]
+    pil_steps += [
+        pil_transforms.RandomHorizontalFlip(spec.hflip_p),
+        pil_transforms.RandomApply([pil_transforms.ColorJitter(*jitter)], p=spec.jitter_p),
+        pil_transforms.RandomGrayscale(spec.grayscale_p),
+        pil_transforms.ToTensor(),
+    ]
+    kornia_pipeline = kornia_aug.AugmentationSequential(*kornia_steps)
+    tensor_pipeline = v2.Compose([*tensor_steps, v2.ToDtype(torch.float32, scale=True)])
+    pil_pipeline = pil_transforms.Compose(pil_steps)
+
+    def kornia_batched(images: torch.Tensor) -> torch.Tensor:
+        return kornia_pipeline(to_float_images(images))
+
+    def torchvision_v2_per_image(images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([tensor_pipeline(image) for image in images.permute(0, 3, 1, 2)])
+
+    def pil_per_image(images: torch.Tensor) -> torch.Tensor:
+        pictures = [Image.fromarray(image) for image in images.cpu().numpy()]
+        return torch.stack([pil_pipeline(picture) for picture in pictures])
+
+    return {
+        "medmap batched (hand-written, one grid_sample per view)": medmap_batched,
+        f"kornia {version('kornia')} batched": kornia_batched,
+        "torchvision.transforms.v2 per image": torchvision_v2_per_image,
+        "torchvision on PIL per image (the reference's way)": pil_per_image,
+    }
+
+
+def time_augmentations(
+    images: np.ndarray, spec: AugmentationSpec, fill_colour, device: torch.device, repeats: int
+) -> dict[str, float]:
+    """Views per second of each way to augment ``images`` (one batch), best of ``repeats``."""
+    batch = torch.from_numpy(images).to(device)
+    rates = {}
+    for name, pipeline in augmentation_pipelines(spec, fill_colour, images.shape[1]).items():
+        pipeline(batch)  # warm-up: kernels, caches
+        best = float("inf")
+        for _ in range(repeats):
+            _synchronize(device)
+            started = time.perf_counter()
+            pipeline(batch)
+            _synchronize(device)
+            best = min(best, time.perf_counter() - started)
+        rates[name] = round(len(images) / best, 1)
+    return rates

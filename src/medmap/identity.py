@@ -1,0 +1,28 @@
+"""What a run is: the keys that tables group runs by and that wandb tags carry, read from the
+run's config alone. Light on purpose (no training stack), so tables rebuild in a blink."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+
+def trains_a_network(cfg: DictConfig) -> bool:
+    """Contrastive methods train a network; the t-SNE baselines embed fixed ``features``
+    (conf/method/tsne.yaml). A test checks this against the method classes."""
+    return "features" not in cfg.method
+
+
+def run_identity(cfg: DictConfig) -> dict[str, Any]:
+    """What a run is (the keys tables group by); written even when the run fails."""
+    trained = trains_a_network(cfg)
+    return {
+        "dataset": cfg.dataset.name,
+        "method": cfg.method.name,
+        "features": None if trained else cfg.method.features,
+        "aug": cfg.aug.name if trained else None,
+        "loss": cfg.loss.kernel if trained else None,
+        "seed": cfg.seed,
+        "budget": cfg.budget,  # for baselines too: the budget's experiment also sets the subset
+    }
