@@ -32,6 +32,7 @@ from medmap.benchmark import (
 )
 from medmap.data import load_dataset, mean_border_colour
 from medmap.errors import UserFacingError
+from medmap.identity import git_commit
 from medmap.train import build_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,7 +120,11 @@ def main() -> None:
         print(f"bench: no reference environment at {reference_python}; `make bench` makes it.")
         parts["reference"] = None
 
-    versions = {"torch": torch.__version__, "pytorch_lightning": pl.__version__}
+    versions = {
+        "torch": torch.__version__,
+        "pytorch_lightning": pl.__version__,
+        "medmap_commit": git_commit(),
+    }
     if parts["reference"]:
         versions["tsimcne"] = parts["reference"]["versions"]["tsimcne"]
     result = summarise(parts, cfg, versions, n_images)

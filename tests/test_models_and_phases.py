@@ -167,3 +167,17 @@ def test_head_stays_float32_under_bf16_autocast():
     assert outputs.dtype == torch.float32
     expected = module.head(features.float())
     assert torch.equal(outputs, expected)
+
+
+def test_a_head_phase_trains_the_projection_head_on_the_frozen_backbone():
+    phases = build_phases([1, 2, 1], [128, 2, 2], ["all", "head", "all"], [1, 1, 1], [0, 0, 0])
+    module = make_module(phases=[vars(p) for p in phases])
+    module.enter_phase(1)
+    head_names = {name for name, _ in module.named_parameters() if name.startswith("head.")}
+    assert trainable_names(module) == head_names
+    assert {"head.hidden.0.weight", "head.output.weight"} <= head_names
+    images = torch.rand(6, 3, 28, 28)
+    module(images).sum().backward()
+    assert all(p.grad is None for p in module.backbone.parameters())  # no backward through it
+    with pytest.raises(ValueError, match="trainable must be one of"):
+        build_phases([1], [2], ["backbone"], [1], [0])

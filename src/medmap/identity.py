@@ -3,6 +3,8 @@ run's config alone. Light on purpose (no training stack), so tables rebuild in a
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -26,3 +28,17 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "budget": cfg.budget,  # for baselines too: the budget's experiment also sets the subset
     }
+
+
+def git_commit() -> str | None:
+    """The commit of the code that ran (None outside a git checkout)."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import subprocess
 import sys
 import time
 import traceback
@@ -31,7 +30,7 @@ from medmap.data.inject import ARTEFACT, DUPLICATE
 from medmap.data.loading import resident_images, training_loader
 from medmap.errors import UserFacingError
 from medmap.evaluation import isolation, linear_evaluation, map_metrics, neighbourhood_share
-from medmap.identity import run_identity, trains_a_network
+from medmap.identity import git_commit, run_identity, trains_a_network
 from medmap.methods import ContrastiveMapModule, build_phases
 from medmap.plotting import plot_map
 
@@ -296,7 +295,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         "class_names": collection.class_names,
         "skipped_files": collection.skipped_files,
         "versions": {"torch": torch.__version__, "pytorch_lightning": pl.__version__},
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
     }
     if collection.injected.any():
         metrics["injected"] = injected_scores(embedding, collection.injected)
@@ -375,19 +374,6 @@ def write_outliers(path: Path, embedding: np.ndarray, collection: ImageCollectio
             writer.writerow(
                 [rank, int(index), label, collection.class_names[label], f"{distances[index]:.4f}"]
             )
-
-
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main(cfg: DictConfig) -> float | None:

@@ -92,10 +92,10 @@ class ContrastiveMapModule(pl.LightningModule):
         log.info("Phase %d: %s", index + 1, target)
 
     def _apply_trainable(self) -> None:
-        train_all = self.phase.trainable == "all"
+        trainable = {"all": self, "head": self.head, "output": self.head.output}
         for parameter in self.parameters():
-            parameter.requires_grad_(train_all)
-        for parameter in self.head.output.parameters():
+            parameter.requires_grad_(False)
+        for parameter in trainable[self.phase.trainable].parameters():
             parameter.requires_grad_(True)
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:

@@ -6,14 +6,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-TRAINABLE_CHOICES = ("all", "output")
+TRAINABLE_CHOICES = ("all", "head", "output")
 
 
 @dataclass(frozen=True)
 class Phase:
     """One stage of training: how long, the head's output dimension, what trains, how fast.
 
-    ``trainable="output"`` trains only the head's last layer (t-SimCNE phase 2);
+    ``trainable="output"`` trains only the head's last layer (t-SimCNE phase 2), ``"head"``
+    the whole projection head on the frozen backbone (a cheap phase: no backward pass through
+    the backbone);
     ``lr_factor`` multiplies the method's base learning rate.
     """
 
