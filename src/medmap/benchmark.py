@@ -233,12 +233,9 @@ def augmentation_pipelines(spec: AugmentationSpec, fill_colour, size: int) -> di
     from torchvision.transforms import v2
 
     ours = BatchAugmenter(spec, fill_colour)
-    generator = torch.Generator()
 
     def medmap_batched(images: torch.Tensor) -> torch.Tensor:
-        if generator.device != images.device:
-            generator.__init__(device=images.device)
-        return ours(images, generator)
+        return ours(images, torch.Generator(device=images.device).manual_seed(0))
 
     jitter = (spec.brightness, spec.contrast, spec.saturation, spec.hue)
     kornia_steps = [kornia_aug.RandomResizedCrop((size, size), scale=spec.crop_scale)]

@@ -61,9 +61,11 @@ def scatter_map(axes, embedding, labels, colours, planted: np.ndarray | None = N
     size = float(np.clip(2000 / max(len(labels), 1), 0.5, 30))
     axes.scatter(*embedding[order].T, c=colours[labels[order]], s=size, linewidths=0,
                  rasterized=True)  # fmt: skip
+    if planted is None:
+        return []
     handles = []
     for code, (marker, name) in PLANTED_MARKS.items():
-        chosen = planted == code if planted is not None else np.zeros(len(labels), bool)
+        chosen = planted == code
         if chosen.any():
             axes.scatter(*embedding[chosen].T, s=max(size * 6, 12), marker=marker,
                          facecolors="none", edgecolors="black", linewidths=0.6)  # fmt: skip
