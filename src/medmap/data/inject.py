@@ -1,9 +1,11 @@
 """Data-quality experiments (SPEC §7): known problems planted in a dataset, to see whether the
 map exposes them.
 
-- ``duplicates=N`` appends N randomly perturbed copies of one randomly chosen image (a shift of
-  up to 2 pixels, brightness and contrast within ±10%, Gaussian noise of σ=3 grey levels): near
-  duplicates as a scanner or an export step produces them. They keep the source image's label.
+- ``duplicates=N`` appends N randomly perturbed copies of one randomly chosen image: brightness
+  and contrast each within ±``brightness``/``contrast`` (default 10%), Gaussian noise of σ =
+  ``noise`` grey levels (default 3) and, when ``shift`` > 0, a move of up to ``shift`` pixels
+  (edges repeated, as a re-cut tile would show; default 0). That is, near duplicates as a
+  re-scan or a re-export makes them. They keep the source image's label.
 - ``artefacts=N`` paints one artefact onto each of N randomly chosen images, in turn:
   *pen mark* (a thick blue, green or black marker stroke across the image, as pathologists
   draw on slides), *text stamp* (a white box with black text, like a label or burnt-in patient
@@ -24,12 +26,25 @@ UNTOUCHED, DUPLICATE, ARTEFACT = 0, 1, 2
 ARTEFACT_KINDS = ("pen mark", "text stamp", "dust and blur", "black border")
 
 
-def perturbed_copy(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    shift = rng.integers(-2, 3, size=2)
-    moved = np.roll(image.astype(np.float32), tuple(shift), axis=(0, 1))
-    contrast, brightness = rng.uniform(0.9, 1.1), rng.uniform(-0.1, 0.1) * 255
+def perturbed_copy(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    shift: int = 0,
+    brightness: float = 0.1,
+    contrast: float = 0.1,
+    noise: float = 3.0,
+) -> np.ndarray:
+    """One near duplicate of ``image`` (H, W, C uint8); see the module docstring."""
+    moved, shift = image.astype(np.float32), int(shift)
+    if shift:
+        down, right = rng.integers(-shift, shift + 1, size=2)
+        padded = np.pad(moved, ((shift, shift), (shift, shift), (0, 0)), mode="edge")
+        height, width = image.shape[:2]
+        moved = padded[shift - down : shift - down + height, shift - right : shift - right + width]
+    gain = rng.uniform(1 - contrast, 1 + contrast)
+    offset = rng.uniform(-brightness, brightness) * 255
     mean = moved.mean()
-    changed = (moved - mean) * contrast + mean + brightness + rng.normal(0, 3, moved.shape)
+    changed = (moved - mean) * gain + mean + offset + rng.normal(0, noise, moved.shape)
     return np.clip(changed, 0, 255).round().astype(np.uint8)
 
 
@@ -60,13 +75,19 @@ def paint_artefact(image: np.ndarray, kind: str, rng: np.random.Generator) -> np
 
 
 def inject(
-    collection: ImageCollection, duplicates: int = 0, artefacts: int = 0, seed: int = 0
+    collection: ImageCollection,
+    duplicates: int = 0,
+    artefacts: int = 0,
+    seed: int = 0,
+    **perturbation: float,
 ) -> ImageCollection:
-    """A copy of ``collection`` with the planted problems; ``collection.injected`` codes them."""
-    if duplicates < 0 or artefacts < 0:
+    """A copy of ``collection`` with the planted problems; ``collection.injected`` codes them.
+    ``perturbation`` (shift, brightness, contrast, noise) sets how the duplicates differ."""
+    if duplicates < 0 or artefacts < 0 or min(perturbation.values(), default=0) < 0:
         raise ValueError(
-            f"dataset.inject counts must be >= 0, got duplicates={duplicates}, "
-            f"artefacts={artefacts}"
+            f"dataset.inject counts and perturbation sizes must be >= 0, got "
+            f"duplicates={duplicates}, "
+            f"artefacts={artefacts}, perturbation={perturbation}"
         )
     if artefacts > len(collection):
         raise ValueError(f"dataset.inject.artefacts={artefacts} > {len(collection)} images")
@@ -80,7 +101,9 @@ def inject(
     labels, splits = collection.labels, collection.splits
     if duplicates:
         source = int(rng.integers(len(images)))
-        copies = np.stack([perturbed_copy(images[source], rng) for _ in range(duplicates)])
+        copies = np.stack(
+            [perturbed_copy(images[source], rng, **perturbation) for _ in range(duplicates)]
+        )
         images = np.concatenate([images, copies])
         labels = np.concatenate([labels, np.full(duplicates, labels[source])])
         splits = np.concatenate([splits, np.full(duplicates, "injected")])
