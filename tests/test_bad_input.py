@@ -41,6 +41,7 @@ def run_smoke(tmp_path, *overrides):
         (["dataset.subset=-5"], ["positive number of images"]),
         (["method.lr_per_256=-0.1"], ["method.lr_per_256 must be > 0"]),
         (["loss.temperature=0"], ["loss.temperature must be > 0"]),
+        (["loss.exaggeration=-1"], ["loss.exaggeration must be > 0"]),
         (["model.width=-8"], ["model.width"]),
         (["aug.hflip_p=2"], ["probability"]),
     ],

@@ -11,14 +11,15 @@ from medmap.losses import (
 )
 
 
-def hand_info_nce(points: list[list[float]], similarity) -> float:
+def hand_info_nce(points: list[list[float]], similarity, exaggeration=1.0) -> float:
     """InfoNCE written out with loops: views 0..N-1 pair with N..2N-1."""
     count = len(points) // 2
     total = 0.0
     for i, anchor in enumerate(points):
         positive = i + count if i < count else i - count
         denominator = sum(similarity(anchor, points[k]) for k in range(len(points)) if k != i)
-        total += -math.log(similarity(anchor, points[positive]) / denominator)
+        attraction = exaggeration * math.log(similarity(anchor, points[positive]))
+        total += -(attraction - math.log(denominator))
     return total / len(points)
 
 
@@ -43,6 +44,19 @@ def test_cauchy_loss_matches_hand_computation_on_a_tiny_2d_batch():
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     first_anchor = -math.log(0.5 / (0.5 + 1 / 10 + 1 / 17))
     assert first_anchor < expected * 4  # the first term is one of four positive terms
+
+
+def test_exaggeration_weighs_the_attraction_term():
+    points = [[0, 0], [0, 3], [1, 0], [0, 4]]
+    view_a, view_b = (
+        torch.tensor(points[:2], dtype=torch.float32),
+        torch.tensor(points[2:], dtype=torch.float32),
+    )
+    plain = make_loss("cauchy")(view_a, view_b).item()
+    doubled = make_loss("cauchy", exaggeration=2.0)(view_a, view_b).item()
+    assert doubled == pytest.approx(hand_info_nce(points, cauchy, exaggeration=2.0), rel=1e-6)
+    # Every positive here has q = 1/2 (distance 1), so each anchor's loss grows by log 2.
+    assert doubled - plain == pytest.approx(math.log(2), rel=1e-6)
 
 
 def test_cosine_loss_matches_hand_computation_with_temperature():

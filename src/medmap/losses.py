@@ -3,8 +3,10 @@
 Both are InfoNCE over the 2N views of a batch of N images: every view is an anchor, its
 positive is the other view of the same image, and its denominator holds the positive and the
 2N - 2 other views (only the anchor itself is left out). They differ only in the similarity
-kernel, given here in log space so the loss is a stable logsumexp. Under multi-process
-training the batch is the global one: views are gathered from all processes.
+kernel, given here in log space so the loss is a stable logsumexp. An ``exaggeration`` ρ > 1
+weighs the attraction to the positive ρ times (-ρ log q(anchor, positive) + log Σ q), as in
+the t-SimCNE reference code and t-SNE's early exaggeration: tighter clusters. Under
+multi-process training the batch is the global one: views are gathered from all processes.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def info_nce_loss(
     log_similarity: LogSimilarity,
     gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
     rank: int = 0,
+    exaggeration: float = 1.0,
 ) -> torch.Tensor:
     """Mean InfoNCE loss over this process's 2n anchors; row i of ``view_a`` and ``view_b``
     are the two views of image i. Computed in float32 whatever the input precision.
@@ -69,10 +72,10 @@ def info_nce_loss(
     the processes' losses is the single-process loss, and so are its gradients once DDP
     averages them."""
     with torch.autocast(view_a.device.type, enabled=False):
-        return _info_nce(view_a.float(), view_b.float(), log_similarity, gather, rank)
+        return _info_nce(view_a.float(), view_b.float(), log_similarity, gather, rank, exaggeration)
 
 
-def _info_nce(local_a, local_b, log_similarity, gather, rank) -> torch.Tensor:
+def _info_nce(local_a, local_b, log_similarity, gather, rank, exaggeration) -> torch.Tensor:
     # Under bf16 autocast the similarity matmul would run in bf16 (8 bits of mantissa): for
     # t-SimCNE's 2-D coordinates of size ~50, |a|² + |b|² - 2 a·b then loses the distances
     # between an image's two views entirely. Hence float32, autocast off, here.
@@ -89,13 +92,15 @@ def _info_nce(local_a, local_b, log_similarity, gather, rank) -> torch.Tensor:
     own = torch.cat((torch.arange(count), torch.arange(count) + total)).to(anchors.device) + offset
     partner = torch.cat((torch.arange(count) + total, torch.arange(count))).to(anchors.device)
     log_q = log_q.index_put((rows, own), torch.tensor(float("-inf"), device=anchors.device))
-    return (torch.logsumexp(log_q, dim=1) - log_q[rows, partner + offset]).mean()
+    attraction = log_q[rows, partner + offset]
+    return (torch.logsumexp(log_q, dim=1) - exaggeration * attraction).mean()
 
 
 def make_loss(
-    kernel: str, temperature: float = 0.5
+    kernel: str, temperature: float = 0.5, exaggeration: float = 1.0
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The loss a ``conf/loss`` option names: ``cauchy`` or ``cosine`` (with temperature).
+    """The loss a ``conf/loss`` option names: ``cauchy`` or ``cosine`` (with temperature),
+    each with its ``exaggeration``.
     Under DDP it gathers the other processes' views as negatives (``process_group``)."""
     if kernel == "cauchy":
         similarity = cauchy_log_similarity
@@ -106,6 +111,6 @@ def make_loss(
 
     def loss(view_a: torch.Tensor, view_b: torch.Tensor) -> torch.Tensor:
         gather, rank = process_group()
-        return info_nce_loss(view_a, view_b, similarity, gather, rank)
+        return info_nce_loss(view_a, view_b, similarity, gather, rank, exaggeration)
 
     return loss

@@ -55,12 +55,13 @@ def effective_batch_size(requested: int, dataset_size: int) -> int:
     return requested
 
 
-def check_optimiser_settings(method: DictConfig, temperature: float) -> None:
+def check_optimiser_settings(method: DictConfig, loss: DictConfig) -> None:
     for name, value, valid, rule in (
         ("method.lr_per_256", method.lr_per_256, method.lr_per_256 > 0, "> 0"),
         ("method.momentum", method.momentum, 0 <= method.momentum < 1, "in [0, 1)"),
         ("method.weight_decay", method.weight_decay, method.weight_decay >= 0, ">= 0"),
-        ("loss.temperature", temperature, temperature > 0, "> 0"),
+        ("loss.temperature", loss.temperature, loss.temperature > 0, "> 0"),
+        ("loss.exaggeration", loss.exaggeration, loss.exaggeration > 0, "> 0"),
     ):
         if not valid:
             raise ValueError(f"{name} must be {rule}, got {value}")
@@ -69,7 +70,7 @@ def check_optimiser_settings(method: DictConfig, temperature: float) -> None:
 def build_module(cfg: DictConfig, collection: ImageCollection, batch_size: int):
     method = cfg.method
     try:
-        check_optimiser_settings(method, cfg.loss.temperature)
+        check_optimiser_settings(method, cfg.loss)
         phases = build_phases(
             method.epochs,
             method.out_dims,
@@ -83,6 +84,7 @@ def build_module(cfg: DictConfig, collection: ImageCollection, batch_size: int):
             head_hidden=cfg.model.head_hidden,
             loss_kernel=cfg.loss.kernel,
             temperature=cfg.loss.temperature,
+            exaggeration=cfg.loss.exaggeration,
             base_lr=method.lr_per_256 * batch_size / 256,
             momentum=method.momentum,
             weight_decay=method.weight_decay,

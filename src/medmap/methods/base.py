@@ -45,6 +45,7 @@ class ContrastiveMapModule(pl.LightningModule):
         channels_last: bool = False,
         compile_backbone: bool = False,
         new_output_init_std: float = 1.0,
+        exaggeration: float = 1.0,
         map_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -52,7 +53,7 @@ class ContrastiveMapModule(pl.LightningModule):
         self.phases = [Phase(**phase) for phase in phases]
         self.backbone = SmallImageResNet18(backbone_width)
         self.head = ProjectionHead(self.backbone.out_features, head_hidden, self.phases[0].out_dim)
-        self.loss_fn = make_loss(loss_kernel, temperature)
+        self.loss_fn = make_loss(loss_kernel, temperature, exaggeration)
         self.augmenter = BatchAugmenter(AugmentationSpec.from_config(augmentation), fill_colour)
         self.phase_index = 0
         self._apply_trainable()
