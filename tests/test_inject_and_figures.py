@@ -10,7 +10,14 @@ import pytest
 
 from conftest import REPO, cli, data_dir, require_data
 from medmap.data import ImageCollection, load_dataset
-from medmap.data.inject import ARTEFACT, ARTEFACT_KINDS, DUPLICATE, inject, paint_artefact
+from medmap.data.inject import (
+    ARTEFACT,
+    ARTEFACT_KINDS,
+    DUPLICATE,
+    inject,
+    paint_artefact,
+    perturbed_copy,
+)
 from medmap.errors import UserFacingError
 from medmap.evaluation import neighbourhood_share
 
@@ -41,6 +48,25 @@ def test_duplicates_are_perturbed_copies_of_one_image_with_its_label():
     assert len({c.tobytes() for c in planted.images[50:]}) == 10  # ... but no two identical
     assert (planted.labels[50:] == original.labels[source]).all()
     np.testing.assert_array_equal(planted.images[:50], original.images)  # originals untouched
+
+
+def test_perturbation_sizes_bound_how_copies_differ():
+    rng = np.random.default_rng(0)
+    ramp = np.repeat(np.repeat(np.arange(28, dtype=np.uint8)[None, :, None] * 9, 28, 0), 3, 2)
+    still = {"brightness": 0.0, "contrast": 0.0, "noise": 0.0}
+    np.testing.assert_array_equal(perturbed_copy(ramp, rng, shift=0, **still), ramp)
+    offsets = set()
+    for _ in range(30):  # a shift repeats the edge column; it never wraps the far side round
+        moved = perturbed_copy(ramp, rng, shift=2, **still)
+        assert (np.diff(moved[0, :, 0].astype(int)) >= 0).all()
+        offsets.add(int(moved[0, 14, 0]) // 9 - 14)
+    assert offsets == {-2, -1, 0, 1, 2}
+    grey = np.full((28, 28, 3), 128, np.uint8)
+    for _ in range(30):  # brightness alone: one offset of at most 10% of the grey range
+        brighter = perturbed_copy(grey, rng, brightness=0.1, contrast=0.0, noise=0.0)
+        assert len(np.unique(brighter)) == 1 and abs(int(brighter[0, 0, 0]) - 128) <= 26
+    with pytest.raises(ValueError, match="perturbation sizes must be >= 0"):
+        inject(grey_collection(), duplicates=5, noise=-1.0)
 
 
 def test_artefacts_paint_each_kind_and_keep_labels():
