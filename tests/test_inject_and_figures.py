@@ -113,6 +113,14 @@ def test_injection_composes_with_a_dataset_and_figures_build_from_runs(tmp_path)
     assert pixels.returncode == 0, pixels.stderr[-2000:]
 
     env = {**os.environ, "DATA_DIR": str(data_dir())}
+    command = [sys.executable, "scripts/duplicate_sensitivity.py", f"run={run}"]
+    probed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert probed.returncode == 0, probed.stderr[-2000:]
+    rows = json.loads((run / "duplicate_sensitivity.json").read_text())
+    assert len(rows) == 9 and rows[0]["perturbation"] == "exact copies"
+    assert rows[0]["island_share"] == 1.0 and rows[0]["spread_over_typical_gap"] < 1e-2
+    assert all(0.0 <= row["island_share"] <= 1.0 for row in rows)
+    assert "| shift ≤2 px |" in (run / "duplicate_sensitivity.md").read_text()
     command = [sys.executable, "scripts/figures.py", "--outputs", str(tmp_path)]
     made = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert made.returncode == 0, made.stderr[-2000:]
