@@ -165,10 +165,11 @@ def test_a_failed_multirun_job_is_recorded_and_the_others_go_on(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_demo_map_beats_tsne_of_pixels_on_silhouette(tmp_path):
+def test_demo_map_reaches_the_project_bar(tmp_path):
     """The `make demo` job itself (~12 minutes on 2 CPU cores)."""
     require_data("medmnist", "bloodmnist.npz")
     result = cli("experiment=demo", f"hydra.run.dir={tmp_path}", timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = assert_run_dir(tmp_path, 17092)
-    assert metrics["silhouette"] > 0.063  # t-SNE of raw pixels on the same data
+    # the bar of issue 2; t-SNE of the raw pixels on the same data: 0.063 / 74.0%
+    assert metrics["silhouette"] >= 0.20 and metrics["knn_acc"] >= 75.0

@@ -85,9 +85,8 @@ def inject(
     ``perturbation`` (shift, brightness, contrast, noise) sets how the duplicates differ."""
     if duplicates < 0 or artefacts < 0 or min(perturbation.values(), default=0) < 0:
         raise ValueError(
-            f"dataset.inject counts and perturbation sizes must be >= 0, got "
-            f"duplicates={duplicates}, "
-            f"artefacts={artefacts}, perturbation={perturbation}"
+            "dataset.inject counts and perturbation sizes must be >= 0; got "
+            f"duplicates={duplicates}, artefacts={artefacts}, perturbation={perturbation}"
         )
     if artefacts > len(collection):
         raise ValueError(f"dataset.inject.artefacts={artefacts} > {len(collection)} images")
