@@ -8,7 +8,7 @@ import pytest
 
 from conftest import require_data
 from medmap.train import run_train
-from wandb_records import history_keys, read_records
+from wandb_records import finished_records, history_keys
 
 
 @pytest.mark.data
@@ -26,7 +26,7 @@ def test_offline_wandb_run_has_curves_scores_images_tags_and_config(make_config,
     metrics = run_train(cfg)
     runs = list((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, "expected one offline run directory"
-    records = read_records(next(runs[0].glob("run-*.wandb")))
+    records = finished_records(next(runs[0].glob("run-*.wandb")))
     keys = history_keys(records)
     assert {"train/loss_step", "train/lr", "train/phase", "map/silhouette", "map/knn_acc"} <= keys
     assert "map/snapshot/filenames" in keys and "map/final/filenames" in keys
@@ -56,5 +56,5 @@ def test_send_images_false_keeps_every_picture_local(make_config, monkeypatch):
     run_train(cfg)
     run = next((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
     assert not (run / "files" / "media").exists()
-    assert "map/silhouette" in history_keys(read_records(next(run.glob("run-*.wandb"))))
+    assert "map/silhouette" in history_keys(finished_records(next(run.glob("run-*.wandb"))))
     assert list((Path(cfg.paths.output_dir) / "snapshots").glob("*.png"))  # kept locally

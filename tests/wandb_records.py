@@ -8,6 +8,7 @@ wandb ships no reader for it any more, so the tests carry this one.
 from __future__ import annotations
 
 import struct
+import time
 from pathlib import Path
 
 from wandb.proto import wandb_internal_pb2
@@ -40,6 +41,19 @@ def read_records(path: Path) -> list[wandb_internal_pb2.Record]:
             record.ParseFromString(pending)
             records.append(record)
     return records
+
+
+def finished_records(path: Path, timeout: float = 60.0) -> list[wandb_internal_pb2.Record]:
+    """The records once the run's ``exit`` record is on disk: wandb's service writes the file
+    in the background and may still be flushing when ``finish()`` has returned (seen once in
+    CI: a file read right after the run held no history yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = read_records(path)
+        if any(record.WhichOneof("record_type") == "exit" for record in records):
+            return records
+        assert time.monotonic() < deadline, f"{path} has no exit record after {timeout} s"
+        time.sleep(0.5)
 
 
 def history_keys(records) -> set[str]:
