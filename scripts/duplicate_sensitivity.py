@@ -50,16 +50,17 @@ def sensitivity(run_dir: Path, copies: int = 100, seed: int = 0) -> list[dict]:
     source = originals[np.abs(originals - mean_copy).mean(axis=(1, 2, 3)).argmin()]
     typical_gap = float(np.median(isolation(embedding)))
     rng = np.random.default_rng(seed)
+    members = np.r_[np.zeros(len(embedding), bool), np.ones(copies, bool)]
     rows = []
     for name, sizes in SETTINGS.items():
-        drawn = np.stack([perturbed_copy(source, rng, **{**STILL, **sizes}) for _ in range(copies)])
+        setting = {**STILL, **sizes}
+        drawn = np.stack([perturbed_copy(source, rng, **setting) for _ in range(copies)])
         new = model.transform(drawn)
-        members = np.r_[np.zeros(len(embedding), bool), np.ones(copies, bool)]
         spread = float(np.linalg.norm(new - new.mean(axis=0), axis=1).mean())
         rows.append(
             {
                 "perturbation": name,
-                **{**STILL, **sizes},
+                **setting,
                 "island_share": neighbourhood_share(np.vstack([embedding, new]), members),
                 "spread_over_typical_gap": spread / typical_gap,
             }
