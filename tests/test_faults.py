@@ -40,6 +40,9 @@ def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes_from_it(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell without job control starts background jobs with SIGINT ignored, and Python
+        # keeps an inherited SIG_IGN: give the run the Ctrl-C a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     wait_for(run / "train.log", "epoch 2/42", process)
     process.send_signal(signal.SIGINT)
