@@ -17,6 +17,7 @@ import numpy as np
 from medmap.errors import UserFacingError
 from medmap.explorer import load_run_images
 from medmap.figures import comparison_panel, grid_view, thumbnail_map
+from medmap.plotting import run_title
 from medmap.tables import Run, collect_runs, latest_per_identity
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,11 +53,7 @@ def figures_for(dataset: str, budget: str, runs: list[Run], root: Path) -> list[
         injected_file = run.directory / "injected.npy"
         planted = np.load(injected_file) if injected_file.is_file() else None
         name = f"{run.identity['method']}-{run.identity['aug']}-seed{run.identity['seed']}"
-        scores = run.metrics
-        title = (
-            f"{run.identity['method']} · {dataset} · {run.identity['aug']} · "
-            f"silhouette {scores['silhouette']:.2f} · kNN {scores['knn_acc']:.1f}%"
-        )
+        title = run_title(run.metrics)
         names = run.metrics["class_names"]
         written += thumbnail_map(
             embedding, labels, names, images, out / f"{name}-map", title, planted=planted

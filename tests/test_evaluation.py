@@ -1,8 +1,17 @@
+import json
+
 import numpy as np
 import pytest
 from sklearn.metrics import silhouette_samples
 
-from medmap.evaluation import knn_accuracy, linear_evaluation, map_metrics, silhouette
+from medmap.evaluation import (
+    knn_accuracy,
+    linear_evaluation,
+    map_metrics,
+    silhouette,
+    strict_json,
+)
+from medmap.plotting import run_title
 
 
 def two_blobs(spread: float, count: int = 200, seed: int = 0):
@@ -74,3 +83,16 @@ def test_linear_evaluation_trains_on_train_split_and_scores_the_test_split():
     assert linear_evaluation(features, shuffled, splits) < 60.0
     # No test split (e.g. an image folder without splits): nothing to score.
     assert np.isnan(linear_evaluation(features, labels, np.full(300, "train")))
+
+
+def test_records_are_strict_json_with_undefined_scores_as_null_and_titled_n_a():
+    record = {"silhouette": float("nan"), "knn_acc": 71.25, "method": "tsimcne",
+              "dataset": "bloodmnist", "aug": "rot90",
+              "injected": {"duplicates": [float("inf")]}}  # fmt: skip
+    text = strict_json(record)
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {**record, "silhouette": None, "injected": {"duplicates": [None]}}
+    title = run_title(json.loads(text))
+    assert title == "tsimcne · bloodmnist · aug=rot90 · silhouette n/a · kNN 71.2%"
+    baseline = {**record, "aug": None, "features": "pixels", "silhouette": 0.0712}
+    assert "· features=pixels · silhouette 0.07 ·" in run_title(baseline)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import silhouette_score
@@ -88,3 +92,19 @@ def neighbourhood_share(embedding: np.ndarray, members: np.ndarray, k: int = 15)
     )
     fraction = members[neighbours[:, 1:]].mean(axis=1)
     return float(np.mean(fraction > 0.5))
+
+
+def strict_json(record: Any) -> str:
+    """``record`` as strict JSON text: an undefined score (NaN, e.g. a silhouette with one
+    point per class) becomes null, since NaN is not JSON and many readers reject it."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(item) for item in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    return json.dumps(clean(record), indent=2, allow_nan=False) + "\n"

@@ -22,7 +22,7 @@ from PIL import Image
 
 from medmap.data import load_dataset
 from medmap.errors import UserFacingError
-from medmap.plotting import class_colours
+from medmap.plotting import class_colours, run_title
 
 
 def thumbnail_atlas(images: np.ndarray, size: int, quality: int) -> tuple[str, int, int]:
@@ -119,18 +119,13 @@ def explore_run(
     if (run_dir / "outliers.csv").is_file():
         rows = (run_dir / "outliers.csv").read_text().splitlines()[1 : outliers_shown + 1]
         outliers = [int(row.split(",")[1]) for row in rows]
-    variant = metrics.get("aug") or metrics.get("features")
-    title = (
-        f"{metrics['method']} · {metrics['dataset']} · {variant} · "
-        f"silhouette {metrics['silhouette']:.2f} · kNN {metrics['knn_acc']:.1f}%"
-    )
     return write_explorer(
         Path(output) if output else run_dir / "explorer.html",
         embedding,
         labels,
         metrics["class_names"],
         load_run_images(run_dir, labels),
-        title=title,
+        title=run_title(metrics),
         outliers=outliers,
         thumbnail_size=thumbnail_size,
         jpeg_quality=jpeg_quality,

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 from sklearn.cluster import KMeans  # noqa: E402
 
-from medmap.plotting import class_colours, class_handles, scatter_map  # noqa: E402
+from medmap.plotting import class_colours, class_handles, scatter_map, score_text  # noqa: E402
 
 
 def save_both(figure, stem: Path) -> list[Path]:
@@ -100,7 +100,7 @@ def comparison_panel(
             axes.set_title(title, fontsize=10)
             continue
         _scatter(axes, embedding, labels, colours)
-        axes.set_title(f"{title}\nkNN acc. {knn:.1f}%", fontsize=10)
+        axes.set_title(f"{title}\nkNN acc. {score_text(knn, '.1f')}%", fontsize=10)
     handles = class_handles(class_names, colours)
     figure.legend(handles=handles, loc="lower center", ncol=min(8, len(class_names)),
                   frameon=False, fontsize=8, bbox_to_anchor=(0.5, -0.08))  # fmt: skip

@@ -13,6 +13,21 @@ import numpy as np  # noqa: E402
 from medmap.data.inject import ARTEFACT, DUPLICATE  # noqa: E402
 
 
+def score_text(value: float | None, form: str) -> str:
+    """A score for a title; an undefined one (NaN, or null in metrics.json) reads "n/a"."""
+    return "n/a" if value is None or not np.isfinite(value) else format(value, form)
+
+
+def run_title(metrics: dict) -> str:
+    """One line naming a run and its scores: its map, its figures and its explorer page."""
+    variant = f"aug={metrics['aug']}" if metrics.get("aug") else f"features={metrics['features']}"
+    return (
+        f"{metrics['method']} · {metrics['dataset']} · {variant} · "
+        f"silhouette {score_text(metrics.get('silhouette'), '.2f')} · "
+        f"kNN {score_text(metrics.get('knn_acc'), '.1f')}%"
+    )
+
+
 def class_colours(count: int) -> np.ndarray:
     """Distinct colours for ``count`` classes (tab10/tab20, then a continuous map)."""
     if count <= 10:

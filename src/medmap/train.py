@@ -29,10 +29,16 @@ from medmap.data import ImageCollection, load_dataset, mean_border_colour, strat
 from medmap.data.inject import ARTEFACT, DUPLICATE
 from medmap.data.loading import resident_images, training_loader
 from medmap.errors import UserFacingError
-from medmap.evaluation import isolation, linear_evaluation, map_metrics, neighbourhood_share
+from medmap.evaluation import (
+    isolation,
+    linear_evaluation,
+    map_metrics,
+    neighbourhood_share,
+    strict_json,
+)
 from medmap.identity import git_commit, run_identity, trains_a_network
 from medmap.methods import ContrastiveMapModule, build_phases
-from medmap.plotting import plot_map
+from medmap.plotting import plot_map, run_title
 
 log = logging.getLogger(__name__)
 
@@ -332,21 +338,16 @@ def save_run_outputs(
 ) -> None:
     np.save(output_dir / "embedding.npy", embedding.astype(np.float32))
     np.save(output_dir / "labels.npy", collection.labels)
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (output_dir / "metrics.json").write_text(strict_json(metrics))
     write_outliers(output_dir / "outliers.csv", embedding, collection)
     if collection.injected.any():
         np.save(output_dir / "injected.npy", collection.injected)
-    variant = f"aug={metrics['aug']}" if metrics["aug"] else f"features={metrics['features']}"
-    title = (
-        f"{metrics['method']} · {metrics['dataset']} · {variant} · "
-        f"silhouette {metrics['silhouette']:.2f} · kNN {metrics['knn_acc']:.1f}%"
-    )
     plot_map(
         embedding,
         collection.labels,
         collection.class_names,
         output_dir / "embedding.png",
-        title,
+        run_title(metrics),
         planted=collection.injected,
     )
 
