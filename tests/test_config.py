@@ -92,9 +92,10 @@ def test_budgets_set_epochs_and_batch_size_and_experiments_compose_with_any_data
     assert list(explicit.method.epochs) == [3, 1, 1]
     demo = compose_config(["experiment=demo"])
     assert demo.dataset.name == "bloodmnist" and demo.method.name == "tsimcne"
-    # the demo's tuned rate stays out of the cpu budget that the Table 1 sweeps use
-    assert demo.method.lr_per_256 == 0.24
-    assert compose_config(["experiment=cpu"]).method.lr_per_256 == 0.03
+    # the budget sets the rate too: 8x the paper's at the cpu budget, which the demo uses
+    assert demo.method.lr_per_256 == 0.24 and demo.budget == "cpu"
+    assert compose_config(["budget=smoke"]).method.lr_per_256 == 0.03
+    assert compose_config(["experiment=cpu", "method.lr_per_256=0.1"]).method.lr_per_256 == 0.1
 
 
 def test_batch_size_larger_than_dataset_shrinks_and_tiny_values_fail():
