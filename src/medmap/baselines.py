@@ -132,6 +132,10 @@ class TSNEBaseline:
             model = model.cuda()
         return resnet_features(model, images, self.image_size, self.feature_batch_size)
 
+    def map(self, features: np.ndarray) -> np.ndarray:
+        """The 2-D map (N, 2) float32 of ``extract``'s features."""
+        return tsne_map(features, self.seed, **self.map_options)
+
     def fit_transform(self, images: np.ndarray) -> np.ndarray:
         """The 2-D map (N, 2) float32 of uint8 images (N, H, W, 3)."""
-        return tsne_map(self.extract(images), self.seed, **self.map_options)
+        return self.map(self.extract(images))

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from medmap.augment import AugmentationSpec, BatchAugmenter, to_float_images
 from medmap.data import ImageCollection
 from medmap.data.loading import resident_images, training_loader
+from medmap.devices import trainer_arguments
 
 
 class EpochTimer(pl.Callback):
@@ -74,7 +75,7 @@ def time_pipeline(cfg: DictConfig, collection: ImageCollection, module) -> dict[
     the first one also compiles)."""
     timer = EpochTimer()
     trainer = pl.Trainer(
-        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        **trainer_arguments(cfg.trainer),
         max_epochs=cfg.bench.epochs,
         logger=False,
         enable_checkpointing=False,
@@ -112,7 +113,7 @@ def time_model_only(cfg: DictConfig, collection: ImageCollection, module) -> dic
 
 
 def _uses_bf16(cfg: DictConfig) -> bool:
-    return str(cfg.trainer.get("precision", "32")).startswith("bf16")
+    return str(trainer_arguments(cfg.trainer)["precision"]).startswith("bf16")
 
 
 def training_device(cfg: DictConfig) -> torch.device:
@@ -151,7 +152,7 @@ def summarise(
         "n_images": n_images,
         "batch_size": cfg.method.batch_size,
         "width": cfg.model.width,
-        "precision": str(cfg.trainer.precision),
+        "precision": str(trainer_arguments(cfg.trainer)["precision"]),
         "channels_last": bool(cfg.model.channels_last),
         "compile": bool(cfg.model.compile),
         "ours_img_s": ours["img_s"],

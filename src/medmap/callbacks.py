@@ -51,7 +51,8 @@ class PhaseSchedule(pl.Callback):
             return
         epoch = trainer.current_epoch
         if epoch + 1 < module.total_epochs and ends_a_phase(module, epoch):
-            trainer.save_checkpoint(self.checkpoint_dir / f"phase{module.phase_index + 1}_end.ckpt")
+            path = self.checkpoint_dir / f"phase{module.phase_index + 1}_end.ckpt"
+            trainer.save_checkpoint(path, weights_only=False)  # whole state: phases resume
 
 
 class MapSnapshots(pl.Callback):
@@ -115,7 +116,7 @@ class SaveOnInterrupt(pl.Callback):
         if not isinstance(exception, KeyboardInterrupt):
             return  # e.g. a NaN loss: the last good checkpoint is the one to keep
         path = self.checkpoint_dir / "interrupted.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)
         log.error(
             "Interrupted at epoch %d, step %d: saved %s. Resume with ckpt_path=%s (the partial "
             "epoch) or ckpt_path=%s (the end of the last full epoch).",

@@ -54,6 +54,35 @@ def map_metrics(embedding: np.ndarray, labels: np.ndarray, k: int = 15, seed: in
     }
 
 
+def class_scores(
+    collection,
+    embedding: np.ndarray,
+    features: np.ndarray | None,
+    k: int = 15,
+    split_seed: int = 0,
+    linear_max_iter: int = 1000,
+) -> dict:
+    """The scores that need classes: silhouette and kNN accuracy of the map, and the linear
+    evaluation of ``features`` (when given). All are undefined (None, with ``scores_note``
+    saying why) for an unlabeled or single-class collection: a kNN accuracy of 100% on one
+    class would mean nothing."""
+    classes = len(np.unique(collection.labels))
+    if not collection.labeled or classes < 2:
+        why = "the collection is unlabeled" if not collection.labeled else "it has one class"
+        return {
+            "silhouette": None,
+            "knn_acc": None,
+            "linear_acc": None,
+            "scores_note": f"no class scores: {why} (they need 2 or more classes)",
+        }
+    scores = map_metrics(embedding, collection.labels, k=k, seed=split_seed)
+    if features is not None:
+        scores["linear_acc"] = linear_evaluation(
+            features, collection.labels, collection.splits, max_iter=linear_max_iter
+        )
+    return scores
+
+
 def linear_evaluation(
     features: np.ndarray,
     labels: np.ndarray,

@@ -24,7 +24,8 @@ def run_title(metrics: dict) -> str:
     return (
         f"{metrics['method']} · {metrics['dataset']} · {variant} · "
         f"silhouette {score_text(metrics.get('silhouette'), '.2f')} · "
-        f"kNN {score_text(metrics.get('knn_acc'), '.1f')}%"
+        f"kNN {score_text(metrics.get('knn_acc'), '.1f')}"
+        + ("%" if metrics.get("knn_acc") is not None else "")
     )
 
 
@@ -99,9 +100,10 @@ def plot_map(
     planted: np.ndarray | None = None,
 ) -> list[str]:
     """Scatter of the map coloured by class, with the class names in the legend (returned),
-    and planted duplicates and artefacts marked (``planted`` codes, see ``scatter_map``)."""
+    and planted duplicates and artefacts marked (``planted`` codes, see ``scatter_map``).
+    Without class names (an unlabeled collection) all points share one colour."""
     figure, axes = plt.subplots(figsize=(7, 8), dpi=150)
-    colours = class_colours(len(class_names))
+    colours = class_colours(max(1, len(class_names)))
     marks = scatter_map(axes, embedding, labels, colours, planted)
     legend = finish_map_figure(
         figure, axes, class_handles(class_names, colours) + marks, title, path

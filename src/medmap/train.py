@@ -6,7 +6,6 @@ configs composed from the same ``conf/``.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import sys
@@ -25,20 +24,17 @@ from omegaconf import DictConfig, OmegaConf
 from medmap.baselines import TSNEBaseline
 from medmap.callbacks import MapSnapshots, PhaseSchedule, RunRecord, SaveOnInterrupt
 from medmap.checkpoints import AtomicCheckpointIO, load_checkpoint
+from medmap.console import quiet_library_noise
 from medmap.data import ImageCollection, load_dataset, mean_border_colour, stratified_subset
-from medmap.data.inject import ARTEFACT, DUPLICATE
 from medmap.data.loading import resident_images, training_loader
+from medmap.devices import trainer_arguments
 from medmap.errors import UserFacingError
-from medmap.evaluation import (
-    isolation,
-    linear_evaluation,
-    map_metrics,
-    neighbourhood_share,
-    strict_json,
-)
+from medmap.evaluation import class_scores
 from medmap.identity import git_commit, run_identity, trains_a_network
-from medmap.methods import ContrastiveMapModule, build_phases
-from medmap.plotting import plot_map, run_title
+from medmap.methods import build_phases
+from medmap.plotting import run_title
+from medmap.quality import find_problems, planted_scores
+from medmap.run_files import save_run_outputs
 
 log = logging.getLogger(__name__)
 
@@ -188,9 +184,9 @@ def check_resume_checkpoint(path: str, expected: dict[str, Any]) -> None:
 
 def train_network(
     cfg: DictConfig, collection: ImageCollection, output_dir: Path, logger
-) -> tuple[ContrastiveMapModule, np.ndarray | None, dict[str, Any]]:
-    """Train the contrastive method in one Trainer; return the trained module, its map and
-    what the run used."""
+) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, Any]]:
+    """Train the contrastive method in one Trainer; return its map, the backbone features of
+    the images and what the run used (the map is None on DDP ranks other than 0)."""
     batch_size = effective_batch_size(cfg.method.batch_size, len(collection))
     module = build_module(cfg, collection, batch_size)
     identity = checkpoint_identity(cfg, collection)
@@ -198,8 +194,13 @@ def train_network(
         check_resume_checkpoint(cfg.ckpt_path, identity)
     snapshot_sample = stratified_subset(collection, cfg.evaluation.snapshot_points, cfg.seed)
     checkpoint_dir = output_dir / "checkpoints"
+    quiet_library_noise()
+    arguments = trainer_arguments(cfg.trainer)
+    # Log at least once per epoch on small collections (and without Lightning's warning).
+    steps_per_epoch = len(collection) // batch_size
+    arguments["log_every_n_steps"] = max(1, min(arguments["log_every_n_steps"], steps_per_epoch))
     trainer = pl.Trainer(
-        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        **arguments,
         max_epochs=module.total_epochs,
         default_root_dir=str(output_dir),
         logger=logger,
@@ -239,25 +240,15 @@ def train_network(
     # (Ctrl-C never returns here: Lightning exits after SaveOnInterrupt has saved.)
     train_seconds = time.perf_counter() - started
     if not trainer.is_global_zero:  # DDP: the other processes helped train; rank 0 reports
-        return module, None, {}
+        return None, None, {}
     device = trainer.strategy.root_device
     module.to(device)  # Lightning's teardown leaves the module on the CPU; embed on the accelerator
-    # Backbone features once: SimCLR's map and the linear evaluation both use them.
-    features = module.backbone_features(collection.images) if cfg.evaluation.linear_eval else None
-    embedding = module.embed_map(collection.images, features)
-    linear_acc = float("nan")
-    if features is not None:
-        linear_acc = linear_evaluation(
-            features,
-            collection.labels,
-            collection.splits,
-            max_iter=cfg.evaluation.linear_max_iter,
-        )
+    # Backbone features once: SimCLR's map, the linear evaluation and the data-quality finders.
+    features = module.backbone_features(collection.images)
     return (
-        module,
-        embedding,
+        module.embed_map(collection.images, features),
+        features,
         {
-            "linear_acc": linear_acc,
             "epochs": list(cfg.method.epochs),
             "batch_size": batch_size,
             "width": cfg.model.width,
@@ -269,57 +260,75 @@ def train_network(
     )
 
 
-def embed_fixed_features(cfg: DictConfig, collection: ImageCollection) -> tuple[np.ndarray, dict]:
-    """The t-SNE baselines: no training, the map of fixed features."""
+def embed_fixed_features(
+    cfg: DictConfig, collection: ImageCollection
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The t-SNE baselines: no training, the map of fixed features (returned too)."""
     started = time.perf_counter()
-    embedding = build_baseline(cfg).fit_transform(collection.images)
-    return embedding, {"train_seconds": round(time.perf_counter() - started, 2), "step": 0}
+    baseline = build_baseline(cfg)
+    features = baseline.extract(collection.images)
+    embedding = baseline.map(features)
+    return (
+        embedding,
+        features,
+        {"train_seconds": round(time.perf_counter() - started, 2), "step": 0},
+    )
 
 
 def run_train(cfg: DictConfig) -> dict[str, Any]:
-    """Train the configured method (or embed the baseline's features), score and save the map."""
+    """Train the configured method (or embed the baseline's features), score the map, look
+    for problems in the data and save it all."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     collection = load_dataset(cfg.dataset, cfg.seed)
-    log.info(
-        "%s: %d images, %d classes", collection.name, len(collection), len(collection.class_names)
-    )
+    log.info("%s", collection.describe())
     logger = build_logger(cfg, output_dir)
-    if trains_a_network(cfg):
-        _, embedding, details = train_network(cfg, collection, output_dir, logger)
+    trained = trains_a_network(cfg)
+    if trained:
+        embedding, features, details = train_network(cfg, collection, output_dir, logger)
         if embedding is None:  # not DDP's rank 0: it writes the run's files alone
             return {}
     else:
-        embedding, details = embed_fixed_features(cfg, collection)
+        embedding, features, details = embed_fixed_features(cfg, collection)
     step = details.pop("step")
+    evaluation = cfg.evaluation
+    findings = find_problems(collection, embedding, features, **cfg.quality, seed=cfg.seed)
     metrics = {
-        **map_metrics(
-            embedding, collection.labels, k=cfg.evaluation.knn_k, seed=cfg.evaluation.split_seed
+        **class_scores(
+            collection,
+            embedding,
+            features if trained and evaluation.linear_eval else None,
+            k=evaluation.knn_k,
+            split_seed=evaluation.split_seed,
+            linear_max_iter=evaluation.linear_max_iter,
         ),
         **run_identity(cfg),
         **details,
         "n_images": len(collection),
-        "class_names": collection.class_names,
+        "labeled": collection.labeled,
+        "class_names": collection.class_names if collection.labeled else [],
+        "metadata_columns": list(collection.metadata),
         "skipped_files": collection.skipped_files,
         "versions": {"torch": torch.__version__, "pytorch_lightning": pl.__version__},
         "git_commit": git_commit(),
+        **planted_scores(collection, embedding, findings),
     }
-    if collection.injected.any():
-        metrics["injected"] = injected_scores(embedding, collection.injected)
-    save_run_outputs(output_dir, collection, embedding, metrics)
+    save_run_outputs(output_dir, collection, embedding, metrics, findings)
     if logger:
         figure = output_dir / "embedding.png" if cfg.logger.get("send_images") else None
         publish_final_metrics(logger, metrics, figure, step)
-    log.info("silhouette %.3f, kNN acc %.1f%%", metrics["silhouette"], metrics["knn_acc"])
+    log.info("%s", run_title(metrics))
     return metrics
 
 
 def publish_final_metrics(logger, metrics: dict[str, Any], figure: Path | None, step: int) -> None:
     """The map's scores beside the training curves; on wandb also as the run summary, with
     the final map as an image when ``figure`` is given."""
-    scores = ("silhouette", "knn_acc", "linear_acc")
-    logger.log_metrics({f"map/{key}": metrics[key] for key in scores if key in metrics}, step=step)
+    scores = {f"map/{key}": metrics.get(key) for key in ("silhouette", "knn_acc", "linear_acc")}
+    logger.log_metrics(
+        {key: value for key, value in scores.items() if value is not None}, step=step
+    )
     if isinstance(logger, pl.loggers.WandbLogger):
         if figure is not None:
             logger.log_image("map/final", [str(figure)], step=step)
@@ -328,55 +337,6 @@ def publish_final_metrics(logger, metrics: dict[str, Any], figure: Path | None, 
         logger.experiment.finish()
     else:
         logger.save()
-
-
-def save_run_outputs(
-    output_dir: Path,
-    collection: ImageCollection,
-    embedding: np.ndarray,
-    metrics: dict[str, Any],
-) -> None:
-    np.save(output_dir / "embedding.npy", embedding.astype(np.float32))
-    np.save(output_dir / "labels.npy", collection.labels)
-    (output_dir / "metrics.json").write_text(strict_json(metrics))
-    write_outliers(output_dir / "outliers.csv", embedding, collection)
-    if collection.injected.any():
-        np.save(output_dir / "injected.npy", collection.injected)
-    plot_map(
-        embedding,
-        collection.labels,
-        collection.class_names,
-        output_dir / "embedding.png",
-        run_title(metrics),
-        planted=collection.injected,
-    )
-
-
-def injected_scores(embedding: np.ndarray, injected: np.ndarray) -> dict[str, Any]:
-    """Per planted problem: how many, and the share whose 15 map neighbours are mostly
-    planted the same way (data/inject.py)."""
-    return {
-        kind: {
-            "count": int((injected == code).sum()),
-            "neighbourhood_share": neighbourhood_share(embedding, injected == code, k=15),
-        }
-        for kind, code in (("duplicates", DUPLICATE), ("artefacts", ARTEFACT))
-        if (injected == code).any()
-    }
-
-
-def write_outliers(path: Path, embedding: np.ndarray, collection: ImageCollection) -> None:
-    """All images ranked by how isolated they are in the map (distance to the 15th
-    neighbour), most isolated first: a list of suspicious images to look at."""
-    distances = isolation(embedding, k=15)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["rank", "index", "label", "class", "distance_to_15th_neighbour"])
-        for rank, index in enumerate(np.argsort(-distances, kind="stable"), start=1):
-            label = int(collection.labels[index])
-            writer.writerow(
-                [rank, int(index), label, collection.class_names[label], f"{distances[index]:.4f}"]
-            )
 
 
 def main(cfg: DictConfig) -> float | None:

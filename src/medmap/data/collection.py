@@ -1,7 +1,9 @@
-"""The in-memory image collection every method trains on: uint8 pixels, labels, class names."""
+"""The in-memory image collection every method trains on: uint8 pixels, labels, class names,
+and each image's identity (``ids``) and metadata, so every output can name its files."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,7 +15,11 @@ class ImageCollection:
     """All images of a dataset with the splits pooled, held as uint8 (N, H, W, 3).
 
     Labels only colour and score the map; ``splits`` remembers where each image came from
-    ("train", "val", "test") so held-out evaluations stay possible after pooling.
+    ("train", "val", "test") so held-out evaluations stay possible after pooling. ``ids`` name
+    each image in every output: its path relative to the dataset root for folders,
+    ``<split>/<row>`` for array files (the default). An unlabeled collection
+    (``labeled=False``) holds one placeholder class; scores that need labels are then undefined.
+    ``metadata`` holds extra per-image columns (strings), e.g. from a metadata csv.
     """
 
     name: str
@@ -23,6 +29,9 @@ class ImageCollection:
     splits: np.ndarray = field(default=None)  # type: ignore[assignment]
     skipped_files: int = 0  # unreadable files left out with dataset.skip_bad_files
     injected: np.ndarray = field(default=None)  # type: ignore[assignment]  # data/inject.py codes
+    ids: np.ndarray = field(default=None)  # type: ignore[assignment]
+    metadata: dict[str, np.ndarray] = field(default_factory=dict)
+    labeled: bool = True
 
     def __post_init__(self) -> None:
         self.images = np.ascontiguousarray(self.images)
@@ -32,15 +41,24 @@ class ImageCollection:
         self.splits = np.asarray(self.splits).astype(str)
         if self.injected is None:
             self.injected = np.zeros(len(self.labels), dtype=np.int8)
+        if self.ids is None:
+            self.ids = rows_within_splits(self.splits)
+        self.ids = np.asarray(self.ids).astype(str)
+        self.metadata = {
+            key: np.asarray(column).astype(str) for key, column in self.metadata.items()
+        }
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] != 3:
             raise ValueError(
                 f"{self.name}: images must be uint8 (N, H, W, 3), got {self.images.dtype} "
                 f"{self.images.shape}"
             )
-        if not (len(self.images) == len(self.labels) == len(self.splits)):
+        lengths = {len(self.labels), len(self.splits), len(self.ids)}
+        lengths |= {len(column) for column in self.metadata.values()}
+        if lengths != {len(self.images)}:
             raise ValueError(
-                f"{self.name}: {len(self.images)} images but {len(self.labels)} labels "
-                f"and {len(self.splits)} split tags"
+                f"{self.name}: {len(self.images)} images but {len(self.labels)} labels, "
+                f"{len(self.splits)} split tags, {len(self.ids)} ids and metadata columns of "
+                f"{sorted({len(c) for c in self.metadata.values()})} rows"
             )
         if len(self.labels) and (
             self.labels.min() < 0 or self.labels.max() >= len(self.class_names)
@@ -57,17 +75,43 @@ class ImageCollection:
     def image_size(self) -> int:
         return int(self.images.shape[1])
 
+    def describe(self) -> str:
+        """One line for the log: how many images, and their classes or that there are none."""
+        classes = f"{len(self.class_names)} classes" if self.labeled else "unlabeled"
+        extra = f", metadata columns {list(self.metadata)}" if self.metadata else ""
+        return f"{self.name}: {len(self)} images, {classes}{extra}"
+
+    @property
+    def class_of_each(self) -> np.ndarray:
+        """Each image's class name ('' when the collection is unlabeled)."""
+        if not self.labeled:
+            return np.full(len(self), "")
+        return np.asarray(self.class_names, dtype=object)[self.labels].astype(str)
+
     def select(self, indices: np.ndarray) -> ImageCollection:
         """A new collection holding only ``indices`` (in that order)."""
-        return ImageCollection(
-            self.name,
-            self.images[indices],
-            self.labels[indices],
-            list(self.class_names),
-            self.splits[indices],
-            self.skipped_files,
-            self.injected[indices],
+        return self.replace(
+            images=self.images[indices],
+            labels=self.labels[indices],
+            splits=self.splits[indices],
+            injected=self.injected[indices],
+            ids=self.ids[indices],
+            metadata={key: column[indices] for key, column in self.metadata.items()},
         )
+
+    def replace(self, **changes) -> ImageCollection:
+        """A copy with some fields changed (the others shared)."""
+        changes.setdefault("class_names", list(self.class_names))
+        return dataclasses.replace(self, **changes)
+
+
+def rows_within_splits(splits: np.ndarray) -> np.ndarray:
+    """Default ids ``<split>/<row>``: each image's row within its split's array."""
+    ids = np.empty(len(splits), dtype=object)
+    for split in dict.fromkeys(splits.tolist()):
+        where = np.flatnonzero(splits == split)
+        ids[where] = [f"{split}/{row}" for row in range(len(where))]
+    return ids.astype(str)
 
 
 def select_splits(collection: ImageCollection, splits: list[str] | None) -> ImageCollection:

@@ -12,7 +12,12 @@ map exposes them.
   ID), *dust and blur* (a defocus blur with dark specks of dust on the optics) and *black
   border* (a black frame of 3-5 pixels, a scanner or cropping edge). Labels are unchanged.
 
-Each image's code in ``injected`` is 0 (untouched), 1 (a planted duplicate) or 2 (painted).
+- ``label_noise=f`` gives a seeded random share ``f`` of the untouched images another class
+  (uniformly among the others), as a mislabelled collection has them: the label-error finder
+  (quality.py) should rank them first.
+
+Each image's code in ``injected`` is 0 (untouched), 1 (a planted duplicate), 2 (painted) or 3
+(label flipped).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from medmap.data.collection import ImageCollection
 
-UNTOUCHED, DUPLICATE, ARTEFACT = 0, 1, 2
+UNTOUCHED, DUPLICATE, ARTEFACT, LABEL_FLIPPED = 0, 1, 2, 3
 ARTEFACT_KINDS = ("pen mark", "text stamp", "dust and blur", "black border")
 
 
@@ -78,6 +83,7 @@ def inject(
     collection: ImageCollection,
     duplicates: int = 0,
     artefacts: int = 0,
+    label_noise: float = 0.0,
     seed: int = 0,
     **perturbation: float,
 ) -> ImageCollection:
@@ -87,6 +93,12 @@ def inject(
         raise ValueError(
             "dataset.inject counts and perturbation sizes must be >= 0; got "
             f"duplicates={duplicates}, artefacts={artefacts}, perturbation={perturbation}"
+        )
+    if not 0 <= label_noise < 1:
+        raise ValueError(f"dataset.inject.label_noise must be in [0, 1), got {label_noise}")
+    if label_noise and (not collection.labeled or len(collection.class_names) < 2):
+        raise ValueError(
+            "dataset.inject.label_noise needs a labeled collection with 2 or more classes"
         )
     if artefacts > len(collection):
         raise ValueError(f"dataset.inject.artefacts={artefacts} > {len(collection)} images")
@@ -107,12 +119,35 @@ def inject(
         labels = np.concatenate([labels, np.full(duplicates, labels[source])])
         splits = np.concatenate([splits, np.full(duplicates, "injected")])
         injected = np.concatenate([injected, np.full(duplicates, DUPLICATE, dtype=np.int8)])
-    return ImageCollection(
-        collection.name,
-        images,
-        labels,
-        collection.class_names,
-        splits,
-        collection.skipped_files,
-        injected,
+        ids = np.concatenate(
+            [
+                collection.ids,
+                [f"planted/duplicate-{k}-of-{collection.ids[source]}" for k in range(duplicates)],
+            ]  # fmt: skip
+        )
+        metadata = {
+            key: np.concatenate([column, np.full(duplicates, column[source])])
+            for key, column in collection.metadata.items()
+        }
+    else:
+        ids, metadata = collection.ids, collection.metadata
+    if label_noise:
+        labels, flipped = flip_labels(
+            labels, injected, label_noise, len(collection.class_names), rng
+        )
+        injected[flipped] = LABEL_FLIPPED
+    return collection.replace(
+        images=images, labels=labels, splits=splits, injected=injected, ids=ids, metadata=metadata
     )
+
+
+def flip_labels(
+    labels: np.ndarray, injected: np.ndarray, fraction: float, classes: int, rng
+) -> tuple[np.ndarray, np.ndarray]:
+    """``fraction`` of the untouched images (rounded) moved to another class, chosen uniformly
+    among the others; returns the new labels and the indices flipped."""
+    candidates = np.flatnonzero(injected == UNTOUCHED)
+    chosen = np.sort(rng.choice(candidates, size=round(fraction * len(candidates)), replace=False))
+    flipped = labels.copy()
+    flipped[chosen] = (labels[chosen] + rng.integers(1, classes, size=len(chosen))) % classes
+    return flipped, chosen

@@ -52,9 +52,13 @@ def load_medmnist(flag: str, root: str | os.PathLike, size: int = 28, download: 
             raise DatasetUnavailableError(
                 _missing_medmnist_message(flag, file_path, url, error)
             ) from error
-    parts = [
-        dataset_class(split=split, root=str(root), size=size, download=False) for split in SPLITS
-    ]
+    try:  # a truncated or foreign file: one message naming it
+        parts = [
+            dataset_class(split=split, root=str(root), size=size, download=False)
+            for split in SPLITS
+        ]
+    except Exception as error:
+        raise NpzArchive(file_path).unreadable(error) from error
     images = np.concatenate([_as_rgb(np.asarray(part.imgs)) for part in parts])
     labels = np.concatenate([np.asarray(part.labels).reshape(-1) for part in parts])
     splits = np.concatenate(
@@ -78,32 +82,123 @@ def _missing_medmnist_message(flag: str, path: Path, url: str, error: Exception 
     )
 
 
-def load_npz(path: str | os.PathLike, class_names: Sequence[str] | None = None, name: str = "npz"):
-    """A MedMNIST-style npz (``<split>_images`` and ``<split>_labels`` for any present split)
-    read with numpy, so hand-made files of any size work."""
+def load_npz(
+    path: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    name: str = "npz",
+    size: int | None = None,
+    resize: str = "crop",
+):
+    """A MedMNIST-style npz (``<split>_images`` and, optionally, ``<split>_labels`` for any
+    present split) read with numpy, so hand-made files of any size work. Without label arrays
+    the collection is unlabeled. Non-square images are made square (``resize``), and all are
+    resized to ``size`` when it is set."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DatasetUnavailableError(
             f"No npz file at {path.resolve()}. Set dataset.path=<file.npz> to a MedMNIST-style "
-            "file with <split>_images and <split>_labels arrays."
+            "file with <split>_images (and optionally <split>_labels) arrays."
         )
-    with np.load(path) as archive:
+    with NpzArchive(path) as archive:
         present = [s for s in SPLITS if f"{s}_images" in archive.files]
         if not present:
             raise UserFacingError(
                 f"{path} holds the arrays {archive.files} but none named train_images, "
                 "val_images or test_images. Save the images as <split>_images (N, H, W[, C]) "
-                "uint8 and the labels as <split>_labels."
+                "uint8 and, if there are labels, the labels as <split>_labels."
             )
-        missing = [f"{s}_labels" for s in present if f"{s}_labels" not in archive.files]
-        if missing:
-            raise UserFacingError(f"{path} lacks the label arrays {missing}.")
-        images = np.concatenate([_as_rgb(archive[f"{s}_images"]) for s in present])
-        raw_labels = np.concatenate([archive[f"{s}_labels"].reshape(-1) for s in present])
-        splits = np.concatenate([np.full(len(archive[f"{s}_labels"]), s) for s in present])
+        labeled = [s for s in present if f"{s}_labels" in archive.files]
+        if labeled and len(labeled) < len(present):
+            missing = [f"{s}_labels" for s in present if s not in labeled]
+            raise UserFacingError(
+                f"{path} has labels for some splits but lacks {missing}: give every split "
+                "labels, or none for an unlabeled collection."
+            )
+        parts = [square_images(_as_rgb(archive[f"{s}_images"]), resize, size) for s in present]
+        if len({part.shape[1:] for part in parts}) > 1:
+            raise UserFacingError(
+                f"{path}: the splits hold images of different sizes "
+                f"({[part.shape[1:3] for part in parts]}); set dataset.size=<pixels>."
+            )
+        splits = np.concatenate([np.full(len(part), s) for part, s in zip(parts, present)])
+        raw_labels = (
+            np.concatenate([archive[f"{s}_labels"].reshape(-1) for s in present])
+            if labeled
+            else None
+        )
+    images = np.concatenate(parts)
+    if raw_labels is None:
+        log.info("%s has no <split>_labels arrays: %d images read unlabeled", path, len(images))
+        return ImageCollection(name, images, np.zeros(len(images)), [UNLABELED], splits,
+                               labeled=False)  # fmt: skip
+    if len(raw_labels) != len(images):
+        raise UserFacingError(
+            f"{path}: {len(images)} images but {len(raw_labels)} labels; each split's "
+            "<split>_labels must have one label per image."
+        )
     labels, found_names = _encode_labels(raw_labels)
     names = list(class_names) if class_names else found_names
     return ImageCollection(name, images, labels, names, splits)
+
+
+class NpzArchive:
+    """``np.load`` of an npz whose failures (a truncated download, a file of another kind)
+    become one message naming the file, also when an array is read lazily later."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        try:
+            self.archive = np.load(self.path, allow_pickle=False)
+        except Exception as error:
+            raise self.unreadable(error) from error
+        if not isinstance(self.archive, np.lib.npyio.NpzFile):
+            raise UserFacingError(
+                f"{self.path} is a single .npy array, not an npz archive: save the arrays "
+                "with numpy.savez as <split>_images and <split>_labels."
+            )
+        return self
+
+    @property
+    def files(self) -> list[str]:
+        return self.archive.files
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        try:
+            return self.archive[key]
+        except Exception as error:
+            raise self.unreadable(error) from error
+
+    def __exit__(self, *exc) -> None:
+        self.archive.close()
+
+    def unreadable(self, error: Exception) -> UserFacingError:
+        return UserFacingError(
+            f"{self.path} is not a readable npz file ({type(error).__name__}: "
+            f"{str(error)[:120]}). It may be truncated (an interrupted download or copy: fetch "
+            "or copy it again) or a file of another kind; an npz is written by numpy.savez with "
+            "<split>_images and <split>_labels arrays."
+        )
+
+
+def square_images(images: np.ndarray, mode: str, size: int | None) -> np.ndarray:
+    """uint8 (N, H, W, 3) arrays made square (``square_image``) and resized to ``size``;
+    square images at the right size pass through untouched."""
+    if mode not in SQUARE_MODES:
+        raise UserFacingError(
+            f"dataset.resize must be one of {', '.join(SQUARE_MODES)}, got {mode!r}."
+        )
+    height, width = images.shape[1:3]
+    target = size or (min(height, width) if mode == "crop" else max(height, width))
+    if height == width == target:
+        return images
+    log.info("Images of %dx%d made %dx%d (dataset.resize=%s)", height, width, target, target, mode)
+    out = np.empty((len(images), target, target, 3), dtype=np.uint8)
+    for i, array in enumerate(images):
+        image = square_image(Image.fromarray(array), mode)
+        out[i] = np.asarray(image.resize((target, target), Image.Resampling.BICUBIC))
+    return out
 
 
 def _encode_labels(raw: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -121,53 +216,165 @@ def load_image_folder(
     label_from: str = "folder",
     skip_bad_files: bool = False,
     name: str = "imagefolder",
+    resize: str = "crop",
 ):
-    """Any tree of image files: one folder per class (``label_from=folder``, the TCIA layout of
-    the Leukemia data) or a flat folder whose file names start with ``<CLASS>-``
-    (``label_from=prefix``, the NCT-CRC-HE layout). Images are converted to RGB and resized to
-    ``size`` x ``size``; class ids follow the alphabetical order of the class names."""
+    """Any tree of image files (symlinked folders and files followed):
+
+    - ``label_from=folder``: one sub-folder per class (the TCIA layout of the Leukemia data).
+      A root that holds only one folder above the class folders is descended into; a root
+      whose images all sit directly in it is read as an unlabeled collection; a root with
+      images both loose and in sub-folders is refused (which of the two is meant is unclear).
+    - ``label_from=prefix``: a flat folder whose file names start with ``<CLASS>-`` (the
+      NCT-CRC-HE layout).
+    - ``label_from=none``: every image of the tree, unlabeled.
+
+    Images are converted to RGB, made square (``resize``: crop|squash|pad) and resized to
+    ``size`` x ``size``; class ids follow the alphabetical order of the class names. Each
+    image's id is its path relative to ``root``."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetUnavailableError(
             f"The image folder {root.resolve()} does not exist. Set dataset.root=<folder> to a "
-            "folder with one sub-folder of images per class."
+            "folder of images (one sub-folder per class, or all in one folder if unlabeled)."
         )
-    files, class_of_file = _list_image_files(root, label_from)
+    if resize not in SQUARE_MODES:
+        raise UserFacingError(
+            f"dataset.resize must be one of {', '.join(SQUARE_MODES)}, got {resize!r}."
+        )
+    files = _find_image_files(root)
     if not files:
         raise UserFacingError(
-            f"No image files ({', '.join(IMAGE_SUFFIXES)}) were found in {root.resolve()} "
-            f"(label_from={label_from}). Put the images in one sub-folder per class."
+            f"No image files ({', '.join(IMAGE_SUFFIXES)}) were found in {root.resolve()} or "
+            "its sub-folders. Point dataset.root at the folder that holds the images."
         )
-    class_names = sorted(set(class_of_file))
+    class_of_file = _classes_of(root, files, label_from)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        decoded = list(pool.map(lambda f: _read_image(f, size, skip_bad_files), files))
+        decoded = list(
+            pool.map(lambda f: _read_image(root / f, size, skip_bad_files, resize), files)
+        )
     keep = [i for i, image in enumerate(decoded) if image is not None]
     if len(keep) < len(files):
         log.warning("Skipped %d unreadable image files in %s", len(files) - len(keep), root)
     if not keep:
         raise UserFacingError(f"None of the {len(files)} image files in {root} could be read.")
+    labeled = class_of_file is not None
+    class_names = sorted(set(class_of_file)) if labeled else [UNLABELED]
     index = {c: i for i, c in enumerate(class_names)}
-    labels = np.array([index[class_of_file[i]] for i in keep], dtype=np.int64)
-    images = np.stack([decoded[i] for i in keep])
-    return ImageCollection(name, images, labels, class_names, skipped_files=len(files) - len(keep))
+    labels = [index[class_of_file[i]] for i in keep] if labeled else [0] * len(keep)
+    return ImageCollection(
+        name,
+        np.stack([decoded[i] for i in keep]),
+        np.array(labels, dtype=np.int64),
+        class_names,
+        skipped_files=len(files) - len(keep),
+        ids=np.array([files[i].as_posix() for i in keep]),
+        labeled=labeled,
+    )
 
 
-def _list_image_files(root: Path, label_from: str) -> tuple[list[Path], list[str]]:
-    if label_from == "folder":
-        files = sorted(
-            p
-            for p in root.rglob("*")
-            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and p.parent != root
-        )
-        return files, [p.relative_to(root).parts[0] for p in files]
+UNLABELED = "unlabeled"  # the one placeholder class of an unlabeled collection
+LABEL_SOURCES = ("folder", "prefix", "none")
+
+
+def _find_image_files(root: Path) -> list[Path]:
+    """Image files under ``root`` as paths relative to it, sorted; symlinked folders and files
+    are followed (each real folder once, so a link cycle ends)."""
+    found, seen = [], set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
+        subfolders.sort()
+        here = Path(folder).relative_to(root)
+        found += [
+            here / n
+            for n in names
+            if Path(n).suffix.lower() in IMAGE_SUFFIXES and (Path(folder) / n).is_file()
+        ]
+    return sorted(found)
+
+
+def _classes_of(root: Path, files: list[Path], label_from: str) -> list[str] | None:
+    """Each file's class name, or None for an unlabeled collection (see load_image_folder)."""
+    if label_from == "none":
+        log.info("%s: %d images read unlabeled (dataset.label_from=none)", root, len(files))
+        return None
     if label_from == "prefix":
-        files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        return files, [p.name.split("-")[0].split("_")[0] for p in files]
-    raise UserFacingError(f"dataset.label_from must be 'folder' or 'prefix', got {label_from!r}.")
+        return [f.name.split("-")[0].split("_")[0] for f in files]
+    if label_from != "folder":
+        raise UserFacingError(
+            f"dataset.label_from must be one of {', '.join(LABEL_SOURCES)}, got {label_from!r}."
+        )
+    depth = 0  # wrapper folders above the class folders, e.g. <root>/AML-Cytomorphology/<CLASS>
+    while (
+        len({f.parts[depth] for f in files}) == 1
+        and min(len(f.parts) for f in files) > depth + 1
+        and max(len(f.parts) for f in files) > depth + 2
+    ):
+        depth += 1
+    if depth:
+        log.info(
+            "%s holds only the folder %s: its sub-folders are the classes",
+            root,
+            Path(*files[0].parts[:depth]),
+        )
+    loose = [f for f in files if len(f.parts) == depth + 1]
+    if len(loose) == len(files):
+        log.info(
+            "%s has no class sub-folders: %d images read as an unlabeled collection",
+            root,
+            len(files),
+        )
+        return None
+    if loose:
+        folder = root.joinpath(*files[0].parts[:depth])
+        raise UserFacingError(
+            f"{folder} holds {len(loose)} images directly (e.g. {loose[0].name}) and "
+            f"{len(files) - len(loose)} in sub-folders, so it is unclear which are the classes. "
+            "Move the loose images into a class folder (or out of the tree), point "
+            "dataset.root at one of the sub-folders, or set dataset.label_from=none to map "
+            "the whole tree unlabeled."
+        )
+    classes = [f.parts[depth] for f in files]
+    if len(set(classes)) == 1:
+        log.warning(
+            "%s has one class folder (%s): the map will have a single class and no class "
+            "scores. Point dataset.root at the folder of the class folders, or set "
+            "dataset.label_from=none for an unlabeled collection.",
+            root,
+            classes[0],
+        )
+    return classes
 
 
-def _read_image(path: Path, size: int, skip_bad_files: bool) -> np.ndarray | None:
-    """One image file as uint8 (size, size, 3): grayscale, RGBA and 16-bit inputs converted."""
+SQUARE_MODES = ("crop", "squash", "pad")
+
+
+def square_image(image: Image.Image, mode: str) -> Image.Image:
+    """A non-square image made square: ``crop`` the centre, ``squash`` (resize both sides to
+    the longer one, distorting) or ``pad`` (with the mean colour of its border)."""
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    if mode == "squash":
+        return image.resize((side, side), Image.Resampling.BICUBIC)
+    if mode == "pad":
+        array = np.asarray(image)
+        border = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
+        canvas = Image.new("RGB", (side, side), tuple(int(v) for v in border.mean(axis=0)))
+        canvas.paste(image, ((side - width) // 2, (side - height) // 2))
+        return canvas
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return image.crop((left, top, left + side, top + side))
+
+
+def _read_image(path: Path, size: int, skip_bad_files: bool, resize: str) -> np.ndarray | None:
+    """One image file as uint8 (size, size, 3): grayscale, RGBA and 16-bit inputs converted,
+    non-square ones made square (``square_image``)."""
     try:
         with Image.open(path) as image:
             image.load()
@@ -180,6 +387,7 @@ def _read_image(path: Path, size: int, skip_bad_files: bool) -> np.ndarray | Non
             f"The image file {path} could not be read ({error}). Remove or replace it, or set "
             "dataset.skip_bad_files=true to leave unreadable files out (they are counted)."
         ) from error
+    image = square_image(image, resize)
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(image, dtype=np.uint8)
