@@ -16,10 +16,15 @@ if __name__ == "__main__":
     try:
         cfg = OmegaConf.merge(defaults, OmegaConf.from_cli())
         page = explore_run(
-            cfg.run, cfg.output, cfg.thumbnail_size, cfg.jpeg_quality, cfg.outliers_shown
+            cfg.run,
+            cfg.output,
+            colour_by=cfg.colour_by,
+            thumbnail_size=cfg.thumbnail_size,
+            jpeg_quality=cfg.jpeg_quality,
+            listed=cfg.listed,
         )
     except MissingMandatoryValue:
-        sys.exit("Usage: python explore.py run=<run dir> [output=<file.html>]")
+        sys.exit("Usage: python explore.py run=<run dir> [output=<file.html>] [colour_by=<column>]")
     except (UserFacingError, FileNotFoundError) as error:
         sys.exit(f"ERROR: {error}")
     print(f"Wrote {page} ({page.stat().st_size / 1e6:.1f} MB): open it in a browser.")

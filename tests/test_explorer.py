@@ -1,18 +1,32 @@
 """The HTML explorer in a real headless browser (Debian's chromium via chromedriver)."""
 
+import base64
 import csv
+import io
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import REPO, cli, data_dir, require_data
-from medmap.explorer import write_explorer
-
-XSS_NAMES = ["<img src=x onerror=alert(1)>", '<img src=x onerror="window.__pwned=1">']
+from explorer_pages import XSS_NAMES, folder_run, grid_page, scattered_page
+from medmap.errors import UserFacingError
+from medmap.explorer import (
+    RAMP_STEPS,
+    DuplicatePair,
+    Suspect,
+    column_colouring,
+    explore_run,
+    map_neighbours,
+    thumbnail_sheets,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +46,14 @@ def browser():
     session.quit()
 
 
-def grid_map(tmp_path):
-    """36 solid-colour images on a 6x6 grid of map points, three classes (two hostile names)."""
-    rng = np.random.default_rng(0)
-    colours = rng.integers(0, 256, (36, 3), dtype=np.uint8)
-    images = np.broadcast_to(colours[:, None, None, :], (36, 28, 28, 3)).copy()
-    embedding = np.stack(np.meshgrid(np.arange(6.0), np.arange(6.0)), -1).reshape(-1, 2)
-    labels = np.arange(36) % 3
-    names = ["basophil", *XSS_NAMES]
-    page = write_explorer(tmp_path / "explorer.html", embedding, labels, names, images,
-                          title=f"test {XSS_NAMES[0]}", outliers=[0, 35])  # fmt: skip
-    return page, colours, names
+@pytest.fixture(scope="module")
+def labeled_run(tmp_path_factory):
+    return folder_run(tmp_path_factory.mktemp("labeled"), labeled=True)
+
+
+@pytest.fixture(scope="module")
+def unlabeled_run(tmp_path_factory):
+    return folder_run(tmp_path_factory.mktemp("unlabeled"), labeled=False)
 
 
 def open_page(browser, page):
@@ -53,81 +64,284 @@ def open_page(browser, page):
     return browser.find_element("id", "canvas")
 
 
-def move_to_point(browser, canvas, index):
+def screen_position(browser, index):
+    return browser.execute_script(f"return window.explorer.toScreen({index})")
+
+
+def offset(canvas, x, y):
+    """Selenium's offset of (x, y) in the canvas: from its centre."""
+    size = canvas.size
+    return int(x - size["width"] / 2), int(y - size["height"] / 2)
+
+
+def move_to(browser, canvas, x, y):
+    """An action chain with the mouse at (x, y) in the canvas."""
     from selenium.webdriver import ActionChains
 
-    x, y = browser.execute_script(f"return window.explorer.toScreen({index})")
-    size = canvas.size  # offsets are from the canvas centre
-    ActionChains(browser).move_to_element_with_offset(
-        canvas, int(x - size["width"] / 2), int(y - size["height"] / 2)
-    ).perform()
+    return ActionChains(browser).move_to_element_with_offset(canvas, *offset(canvas, x, y))
 
 
-def test_hover_shows_the_thumbnail_class_and_index(browser, tmp_path):
-    page, colours, names = grid_map(tmp_path)
+def move_to_point(browser, canvas, index):
+    move_to(browser, canvas, *screen_position(browser, index)).perform()
+
+
+def click_point(browser, canvas, index):
+    move_to(browser, canvas, *screen_position(browser, index)).click().perform()
+
+
+def texts(browser, selector):
+    """The text of each element matching a CSS selector (hidden or not)."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)", selector
+    )
+
+
+def shown(browser, element_id):
+    return browser.find_element("id", element_id).is_displayed()
+
+
+def test_hover_shows_the_thumbnail_id_class_and_metadata(browser, tmp_path):
+    page, colours, names, ids = grid_page(tmp_path)
     html = page.read_text()
     assert "http://" not in html and "https://" not in html  # nothing fetched from anywhere
+    assert html.count("data:image/jpeg;base64,") == 9  # 36 thumbnails, 4 to a 64-pixel sheet
     canvas = open_page(browser, page)
     move_to_point(browser, canvas, 14)
     assert browser.execute_script("return window.explorer.hovered") == 14
-    tooltip = browser.find_element("id", "tooltip")
-    assert tooltip.is_displayed()
-    assert browser.find_element("id", "tooltipText").text == f"{names[14 % 3]} · index 14"
+    assert shown(browser, "tooltip")
+    assert browser.find_element("id", "tooltipId").text == ids[14]
+    assert browser.find_element("id", "tooltipClass").text == names[14 % 3]
+    assert browser.find_element("id", "tooltipMeta").text == "donor: d2"
     pixel = browser.execute_script(
         "return Array.from(document.getElementById('tooltipImage').getContext('2d')"
         ".getImageData(48, 48, 1, 1).data)"
     )
-    np.testing.assert_allclose(pixel[:3], colours[14], atol=12)  # the image's own colour (JPEG)
+    np.testing.assert_allclose(pixel[:3], colours[14], atol=12)  # its own colour, on sheet 4
     browser.save_screenshot(str(tmp_path / "hover.png"))
     assert (tmp_path / "hover.png").stat().st_size > 10_000
 
 
 def test_names_from_files_stay_text(browser, tmp_path):
-    page, _, names = grid_map(tmp_path)
+    page, _, names, ids = grid_page(tmp_path)
     canvas = open_page(browser, page)
-    shown = [e.text for e in browser.find_elements("css selector", "#legend .class-name")]
-    assert shown == names
+    assert texts(browser, "#legend .legend-name") == names
     assert browser.execute_script("return document.querySelectorAll('#panel img').length") == 0
-    move_to_point(browser, canvas, 1)  # a point of the class named like an <img> tag
-    assert browser.find_element("id", "tooltipText").text == f"{XSS_NAMES[0]} · index 1"
+    move_to_point(browser, canvas, 1)  # an image with a class and an id named like <img> tags
+    assert browser.find_element("id", "tooltipId").text == XSS_NAMES[1]
+    assert browser.find_element("id", "tooltipClass").text == XSS_NAMES[0]
+    assert browser.find_element("id", "tooltipMeta").text == f"donor: {XSS_NAMES[1]}"
+    move_to_point(browser, canvas, 2)  # named like the page's placeholder for the thumbnails
+    assert browser.find_element("id", "tooltipId").text == "__ATLAS__"
     assert browser.execute_script("return window.__pwned === undefined")
     assert browser.title == f"medmap explorer · test {XSS_NAMES[0]}"
-    outliers = browser.find_elements("css selector", "#outliers .thumb")
-    assert [o.text for o in outliers] == ["#0 basophil", f"#35 {names[35 % 3]}"]
+    assert texts(browser, "#outliers .thumb") == [ids[0] + names[0], ids[35] + names[35 % 3]]
+    for absent in ("suspectsSection", "duplicatesSection"):  # no such files: no panels
+        assert not shown(browser, absent)
 
 
-def test_zoom_pan_hide_and_select_a_region(browser, tmp_path):
+def test_zoom_pan_hide_select_a_region_and_download_it(browser, tmp_path):
     from selenium.webdriver import ActionChains, Keys
     from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
 
-    page, _, _ = grid_map(tmp_path)
+    page, _, names, ids = grid_page(tmp_path)
     canvas = open_page(browser, page)
-    before = browser.execute_script("return window.explorer.toScreen(0)")
+    before = screen_position(browser, 0)
     ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(canvas), 0, -300).perform()
-    zoomed = browser.execute_script("return window.explorer.toScreen(0)")
-    assert zoomed != before
+    assert screen_position(browser, 0) != before
     browser.execute_script("document.getElementById('canvas').dispatchEvent(new Event('dblclick'))")
-    # shift+drag a rectangle around the points of the top-left 2x2 corner (indices 0, 1, 6, 7)
-    corners = [browser.execute_script(f"return window.explorer.toScreen({i})") for i in (0, 7)]
-    (x0, y0), (x1, y1) = corners
-    left, right = min(x0, x1) - 10, max(x0, x1) + 10
-    top, bottom = min(y0, y1) - 10, max(y0, y1) + 10
-    size = canvas.size
-    centre_x, centre_y = size["width"] / 2, size["height"] / 2
+    # shift+drag a rectangle around the points of the bottom-left 2x2 corner (0, 1, 6, 7)
+    (x0, y0), (x1, y1) = screen_position(browser, 0), screen_position(browser, 7)
     (ActionChains(browser).key_down(Keys.SHIFT)
-        .move_to_element_with_offset(canvas, int(left - centre_x), int(top - centre_y))
+        .move_to_element_with_offset(canvas, *offset(canvas, min(x0, x1) - 10, min(y0, y1) - 10))
         .click_and_hold()
-        .move_to_element_with_offset(canvas, int(right - centre_x), int(bottom - centre_y))
+        .move_to_element_with_offset(canvas, *offset(canvas, max(x0, x1) + 10, max(y0, y1) + 10))
         .release().key_up(Keys.SHIFT).perform())  # fmt: skip
-    assert sorted(browser.execute_script("return window.explorer.selected")) == [0, 1, 6, 7]
+    assert browser.execute_script("return window.explorer.selected") == [0, 1, 6, 7]
     assert len(browser.find_elements("css selector", "#selection .thumb")) == 4
+    table = browser.execute_script("return window.explorer.selectionCsv()")
+    rows = list(csv.reader(io.StringIO(table)))
+    assert rows[0] == ["id", "label", "x", "y"]
+    assert rows[1:] == [
+        [ids[i], names[i % 3], f"{i % 6:.5f}", f"{i // 6:.5f}"] for i in (0, 1, 6, 7)
+    ]
+    downloads = tmp_path / "downloads"
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    browser.find_element("id", "downloadSelection").click()  # allowed by the page's CSP
+    deadline = time.monotonic() + 10
+    while not (downloads / "selection.csv").is_file() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (downloads / "selection.csv").read_text() == table
     browser.find_elements("css selector", "#legend .legend-item")[0].click()  # hide class 0
     move_to_point(browser, canvas, 0)
     assert browser.execute_script("return window.explorer.hovered") != 0
 
 
+def test_a_click_shows_the_neighbours_in_the_map_and_in_feature_space(browser, tmp_path):
+    feature_neighbours = (np.arange(42)[:, None] + 1 + 2 * np.arange(15)) % 42
+    page, embedding, ids = scattered_page(tmp_path, feature_neighbours=feature_neighbours)
+    canvas = open_page(browser, page)
+    assert not shown(browser, "pointSection")
+    clicked = 17
+    click_point(browser, canvas, clicked)
+    assert browser.execute_script("return window.explorer.focused") == clicked
+    assert browser.find_element("id", "pointId").text == ids[clicked]
+    distances = np.linalg.norm(embedding - embedding[clicked], axis=1)
+    nearest = np.argsort(distances)[1:16]  # itself first
+    assert texts(browser, "#mapNeighbours .thumb") == [ids[i] for i in nearest]
+    assert texts(browser, "#featureNeighbours .thumb") == [
+        ids[i] for i in feature_neighbours[clicked]
+    ]
+    browser.find_elements("css selector", "#featureNeighbours .thumb")[3].click()
+    assert browser.execute_script("return window.explorer.focused") == feature_neighbours[17, 3]
+    browser.execute_script("document.getElementById('canvas').dispatchEvent(new Event('dblclick'))")
+    move_to(browser, canvas, 5, 5).click().perform()  # empty space: nothing clicked
+    assert not shown(browser, "pointSection")
+
+
+def test_without_feature_neighbours_only_the_map_neighbours_show(browser, tmp_path):
+    page, _, _ = scattered_page(tmp_path)
+    canvas = open_page(browser, page)
+    click_point(browser, canvas, 5)
+    assert len(texts(browser, "#mapNeighbours .thumb")) == 15
+    assert not shown(browser, "featureColumn")
+
+
+def test_search_centres_and_selects_an_image_by_id(browser, tmp_path):
+    from selenium.webdriver import Keys
+
+    page, _, ids = scattered_page(tmp_path)
+    open_page(browser, page)
+    box = browser.find_element("id", "search")
+    centre = browser.execute_script("return [canvas.clientWidth / 2, canvas.clientHeight / 2]")
+    spacing = np.subtract(screen_position(browser, 1), screen_position(browser, 0))
+    for query, index in ((ids[30], 30), ("-07.", 7)):  # an exact id, a part of only one
+        box.clear()
+        box.send_keys(query, Keys.ENTER)
+        assert browser.execute_script("return window.explorer.focused") == index
+        np.testing.assert_allclose(screen_position(browser, index), centre, atol=1)
+        assert browser.find_element("id", "pointId").text == ids[index]
+    zoomed = np.subtract(screen_position(browser, 1), screen_position(browser, 0))
+    assert np.linalg.norm(zoomed) > 1.5 * np.linalg.norm(spacing)
+    for query, message in (("nothing-like-this", "not found"), ("img-1", "ids contain")):
+        box.clear()
+        box.send_keys(query, Keys.ENTER)
+        assert message in browser.find_element("id", "searchMessage").text
+        assert browser.execute_script("return window.explorer.focused") == 7  # unchanged
+
+
+def test_suspect_duplicate_and_outlier_panels_list_the_runs_files(browser, labeled_run):
+    page = explore_run(labeled_run, listed=5)
+    open_page(browser, page)
+    with (labeled_run / "suspects.csv").open() as handle:
+        suspects = list(csv.DictReader(handle))[:5]
+    rows = texts(browser, "#suspects .row")
+    assert len(rows) == 5
+    for row, suspect in zip(rows, suspects):
+        expected = f"{suspect['id']}{suspect['class']} → {suspect['neighbours_class']}"
+        assert row.startswith(expected), row
+    assert texts(browser, "#duplicates .row") == ["cat/cell_02.pngcat/cell_99.pngdistance 0.0096"]
+    with (labeled_run / "outliers.csv").open() as handle:
+        outliers = list(csv.DictReader(handle))[:5]
+    assert texts(browser, "#outliers .thumb") == [o["id"] + o["class"] for o in outliers]
+    browser.find_elements("css selector", "#duplicates canvas")[1].click()  # the copy
+    assert browser.execute_script("return window.explorer.focused") == 36
+    feature_neighbours = np.load(labeled_run / "feature_neighbours.npy")
+    with (labeled_run / "map.csv").open() as handle:
+        named = [row["id"] + row["class"] for row in csv.DictReader(handle)]  # id, class below
+    assert texts(browser, "#featureNeighbours .thumb") == [named[i] for i in feature_neighbours[36]]
+    assert texts(browser, "#featureNeighbours .thumb")[0] == "cat/cell_02.pngcat"  # its original
+
+
+def test_an_unlabeled_run_coloured_by_a_metadata_column(browser, unlabeled_run, tmp_path):
+    canvas = open_page(browser, explore_run(unlabeled_run, tmp_path / "plain.html"))
+    assert texts(browser, "#legend .legend-name") == ["unlabeled"]
+    assert not shown(browser, "suspectsSection")
+    move_to_point(browser, canvas, 4)
+    assert browser.find_element("id", "tooltipId").text == "cell_04.png"
+    assert browser.find_element("id", "tooltipClass").text == ""
+    assert browser.find_element("id", "tooltipMeta").text == "donor: donor1\nage: 24"
+
+    open_page(browser, explore_run(unlabeled_run, tmp_path / "donor.html", colour_by="donor"))
+    assert browser.find_element("id", "legendTitle").text == "Colour: donor"
+    assert texts(browser, "#legend .legend-item") == [
+        "donor0(12)", "donor1(12)", "donor2(12)", "x(1)"
+    ]  # fmt: skip
+    browser.find_elements("css selector", "#legend .legend-item")[1].click()  # hide donor1
+    canvas = browser.find_element("id", "canvas")
+    move_to_point(browser, canvas, 4)
+    assert browser.execute_script("return window.explorer.hovered") != 4
+
+    open_page(browser, explore_run(unlabeled_run, tmp_path / "age.html", colour_by="age"))
+    assert texts(browser, "#legend .range-end") == ["20", "55"]
+    assert texts(browser, "#legend .legend-name") == ["(no value)"]  # the near copy's age
+    with pytest.raises(UserFacingError, match="its columns are: id, x, y, .*, donor, age"):
+        explore_run(unlabeled_run, tmp_path / "nope.html", colour_by="weight")
+
+
+def test_explore_py_names_the_columns_of_an_unknown_colour_by(unlabeled_run):
+    result = subprocess.run([sys.executable, "explore.py", f"run={unlabeled_run}",
+                             "colour_by=weight"], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("ERROR: colour_by=weight is not a column of")
+    assert "donor, age" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_column_colourings_scale_numbers_and_cap_categories():
+    ages = column_colouring("age", ["30", "", "10", "20.5"])
+    assert ages.value_range == (10.0, 30.0) and ages.categories is None
+    assert ages.codes.tolist() == [RAMP_STEPS - 1, RAMP_STEPS, 0, 33]  # RAMP_STEPS: no value
+    sites = column_colouring("site", [f"s{i}" for i in range(25)] + ["s3", "s7"] + [""] * 3, 20)
+    assert sites.categories[-1] == "(other)" and len(sites.categories) == 21
+    assert {"s3", "s7", "(empty)"} <= set(sites.categories)
+    assert len(sites.palette) == 21 and sites.codes.max() == 20
+
+
+def test_map_neighbours_leave_out_the_point_itself_where_points_coincide():
+    embedding = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [3.0, 0.0]])
+    neighbours = map_neighbours(embedding, k=3)
+    assert neighbours.shape == (5, 3)
+    for i in range(3):  # three points in one place: each has the two others and point 3
+        assert set(neighbours[i]) == {0, 1, 2, 3} - {i}
+    assert set(neighbours[3]) == {0, 1, 2}
+    assert neighbours[4, 0] == 3
+
+
+def test_thumbnail_sheets_stay_within_their_size_limit():
+    images = np.zeros((37, 28, 28, 3), np.uint8)
+    sheets, layout = thumbnail_sheets(images, 32, 90, max_side=96)
+    assert layout == {"cell": 32, "size": 28, "columns": 3, "perSheet": 9}  # 28: not enlarged
+    assert len(sheets) == 5
+    last = Image.open(io.BytesIO(base64.b64decode(sheets[-1].split(",", 1)[1])))
+    assert last.size == (96, 32)  # the 37th image alone in one row of 3
+    sheets, layout = thumbnail_sheets(np.zeros((5, 64, 64, 3), np.uint8), 16, 90, max_side=96)
+    assert layout["size"] == layout["cell"] == 16 and len(sheets) == 1
+    with pytest.raises(ValueError, match="cannot hold"):
+        thumbnail_sheets(images, 32, 90, max_side=16)
+
+
+def page_data(html: str) -> dict:
+    """The data block of an explorer page."""
+    block = re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
+    return json.loads(block.group(1))
+
+
+def test_lists_travel_as_named_fields(tmp_path):
+    page, _, _ = scattered_page(
+        tmp_path,
+        suspects=[Suspect(3, "bee", 0.9)],
+        duplicates=[DuplicatePair(1, 2, 0.01)],
+    )
+    data = page_data(page.read_text())
+    assert data["suspects"] == [{"index": 3, "neighbours_class": "bee", "score": 0.9}]
+    assert data["duplicates"] == [{"index_a": 1, "index_b": 2, "distance": 0.01}]
+    assert data["outliers"] is None and data["labels"] is None
+
+
 @pytest.mark.data
-def test_explore_py_on_a_real_run_writes_one_offline_page_and_outliers(tmp_path):
+def test_explore_py_on_a_real_run_writes_one_offline_page_naming_the_images(tmp_path):
     require_data("medmnist", "breastmnist.npz")
     run = tmp_path / "run"
     result = cli("experiment=smoke", "logger=none", "dataset=breastmnist", f"hydra.run.dir={run}")
@@ -143,6 +357,10 @@ def test_explore_py_on_a_real_run_writes_one_offline_page_and_outliers(tmp_path)
     assert explored.returncode == 0, explored.stderr[-2000:]
     html = (run / "explorer.html").read_text()
     assert "malignant" in html and "data:image/jpeg;base64," in html
+    data = page_data(html)
+    with (run / "map.csv").open() as handle:
+        assert data["ids"] == [row["id"] for row in csv.DictReader(handle)]
+    assert data["outliers"][:3] == [int(r["index"]) for r in rows[:3]]
     missing = subprocess.run([sys.executable, "explore.py", f"run={tmp_path / 'nope'}"],
                              cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert missing.returncode == 1 and "holds no embedding.npy" in missing.stderr

@@ -117,7 +117,7 @@ class TSimCNE:
         cfg = compose_config(self.overrides, work_dir)
         with open_dict(cfg):
             cfg.trainer.enable_progress_bar = False
-        self.module, self.embedding_, _ = train_network(cfg, collection, work_dir, logger=False)
+        self.module, self.embedding_, _, _ = train_network(cfg, collection, work_dir, logger=False)
         self.image_size = collection.image_size
         return self
 

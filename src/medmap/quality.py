@@ -8,9 +8,11 @@ shows what a user sees, the features keep detail that two dimensions lose.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -24,10 +26,14 @@ from medmap.evaluation import isolation, neighbourhood_share
 
 
 def nearest_neighbours(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Distances and indices of each point's ``k`` nearest other points (itself left out)."""
+    """Distances and indices of each point's ``k`` nearest other points. The point itself is
+    left out by index, not by position: identical points may come first in any order."""
     k = min(k, len(points) - 1)
     distances, indices = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
-    return distances[:, 1:], indices[:, 1:]
+    itself = indices == np.arange(len(points))[:, None]
+    itself[~itself.any(axis=1), -1] = True  # not among the k+1 found: drop the farthest
+    keep = ~itself
+    return distances[keep].reshape(len(points), k), indices[keep].reshape(len(points), k)
 
 
 def neighbour_votes(labels: np.ndarray, neighbours: np.ndarray, classes: int) -> np.ndarray:
@@ -55,9 +61,11 @@ def out_of_fold_probabilities(
     split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     present = np.flatnonzero(counts)
     probabilities = np.zeros((len(labels), classes))
-    probabilities[:, present] = cross_val_predict(
-        classifier, features, labels, cv=split, method="predict_proba"
-    )
+    with warnings.catch_warnings():  # a capped number of iterations is a deliberate budget
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        probabilities[:, present] = cross_val_predict(
+            classifier, features, labels, cv=split, method="predict_proba"
+        )
     return probabilities
 
 
@@ -78,7 +86,7 @@ def label_suspects(
     feature_neighbours: np.ndarray | None = None,
     folds: int = 5,
     seed: int = 0,
-    max_iter: int = 1000,
+    max_iter: int = 100,
 ) -> LabelSuspects:
     """Rank images by how strongly the rest of the data disagrees with their label: the
     average of the class shares among their map neighbours, among their feature neighbours
@@ -166,6 +174,7 @@ def find_problems(
     features: np.ndarray | None,
     k: int,
     classifier_folds: int,
+    classifier_max_iter: int,
     duplicate_threshold: float,
     seed: int = 0,
 ) -> Findings:
@@ -187,6 +196,7 @@ def find_problems(
             feature_neighbours,
             folds=classifier_folds,
             seed=seed,
+            max_iter=classifier_max_iter,
         )
     return Findings(isolation(embedding, k=k), suspects, feature_neighbours, pairs, distances)
 

@@ -31,7 +31,7 @@ from medmap.devices import trainer_arguments
 from medmap.errors import UserFacingError
 from medmap.evaluation import class_scores
 from medmap.identity import git_commit, run_identity, trains_a_network
-from medmap.methods import build_phases
+from medmap.methods import ContrastiveMapModule, build_phases
 from medmap.plotting import run_title
 from medmap.quality import find_problems, planted_scores
 from medmap.run_files import save_run_outputs
@@ -184,9 +184,10 @@ def check_resume_checkpoint(path: str, expected: dict[str, Any]) -> None:
 
 def train_network(
     cfg: DictConfig, collection: ImageCollection, output_dir: Path, logger
-) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, Any]]:
-    """Train the contrastive method in one Trainer; return its map, the backbone features of
-    the images and what the run used (the map is None on DDP ranks other than 0)."""
+) -> tuple[ContrastiveMapModule, np.ndarray | None, np.ndarray | None, dict[str, Any]]:
+    """Train the contrastive method in one Trainer; return the trained module, its map, the
+    backbone features of the images and what the run used (map and features are None on DDP
+    ranks other than 0)."""
     batch_size = effective_batch_size(cfg.method.batch_size, len(collection))
     module = build_module(cfg, collection, batch_size)
     identity = checkpoint_identity(cfg, collection)
@@ -240,12 +241,13 @@ def train_network(
     # (Ctrl-C never returns here: Lightning exits after SaveOnInterrupt has saved.)
     train_seconds = time.perf_counter() - started
     if not trainer.is_global_zero:  # DDP: the other processes helped train; rank 0 reports
-        return None, None, {}
+        return module, None, None, {}
     device = trainer.strategy.root_device
     module.to(device)  # Lightning's teardown leaves the module on the CPU; embed on the accelerator
     # Backbone features once: SimCLR's map, the linear evaluation and the data-quality finders.
     features = module.backbone_features(collection.images)
     return (
+        module,
         module.embed_map(collection.images, features),
         features,
         {
@@ -286,7 +288,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     logger = build_logger(cfg, output_dir)
     trained = trains_a_network(cfg)
     if trained:
-        embedding, features, details = train_network(cfg, collection, output_dir, logger)
+        _, embedding, features, details = train_network(cfg, collection, output_dir, logger)
         if embedding is None:  # not DDP's rank 0: it writes the run's files alone
             return {}
     else:

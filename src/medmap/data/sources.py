@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -174,11 +175,14 @@ class NpzArchive:
         self.archive.close()
 
     def unreadable(self, error: Exception) -> UserFacingError:
+        # numpy's own text can advise allow_pickle=True, which would run a foreign file's code
+        zipped = zipfile.is_zipfile(self.path)
         return UserFacingError(
-            f"{self.path} is not a readable npz file ({type(error).__name__}: "
-            f"{str(error)[:120]}). It may be truncated (an interrupted download or copy: fetch "
-            "or copy it again) or a file of another kind; an npz is written by numpy.savez with "
-            "<split>_images and <split>_labels arrays."
+            f"{self.path} is not a readable npz file ("
+            + (f"a damaged zip archive: {type(error).__name__}" if zipped else "not a zip archive")
+            + "). It may be truncated (an interrupted download or copy: fetch or copy it again) "
+            "or a file of another kind; an npz is written by numpy.savez with <split>_images "
+            "and <split>_labels arrays."
         )
 
 
