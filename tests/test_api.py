@@ -1,5 +1,6 @@
 """The estimator API (fit/transform/save/load) and out-of-sample embedding (embed.py)."""
 
+import csv
 import json
 import os
 import subprocess
@@ -88,6 +89,13 @@ def test_embed_py_maps_a_held_out_test_split_into_a_train_only_map(tmp_path):
     report = json.loads((run / "embedding_new.json").read_text())
     assert report["splits"] == ["test"] and 0 <= report["knn_acc_against_map"] <= 100
     assert (run / "embedding_new.png").stat().st_size > 10_000
+    with (run / "embedding_new.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    with (run / "map.csv").open() as handle:
+        map_ids = {row["id"] for row in csv.DictReader(handle)}
+    assert [row["id"] for row in rows[:2]] == ["test/0", "test/1"] and len(rows) == 3421
+    assert {row["nearest_map_id"] for row in rows} <= map_ids  # named by the map's own ids
+    assert all(i.startswith("train/") for i in map_ids)
     assert "kNN acc. against the map" in embedded.stdout
     wrong = subprocess.run(
         [sys.executable, "embed.py", f"run={run}", "dataset.splits=[holdout]"],

@@ -201,3 +201,13 @@ def test_aug_yaml_files_map_one_to_one_to_the_spec():
     for path in sorted(CONF_DIR.joinpath("aug").glob("*.yaml")):
         keys = set(yaml.safe_load(path.read_text())) - {"defaults"}
         assert keys <= set(vars(AugmentationSpec())), path.name
+
+
+def test_views_are_float32_and_unchanged_inside_bf16_autocast():
+    """The Trainer runs the augmenter inside bf16 autocast: the geometry must not round."""
+    augmenter = BatchAugmenter(load_aug("randrot"), [0.5, 0.5, 0.5])
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (8, 28, 28, 3), np.uint8))
+    plain = augmenter(images, generator(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = augmenter(images, generator(1))
+    assert inside.dtype == torch.float32 and torch.equal(inside, plain)

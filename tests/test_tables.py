@@ -181,3 +181,10 @@ def test_make_table1_smoke_fills_all_nine_rows(tmp_path):
             assert "method.weights=" in markdown
         else:
             assert row["bloodmnist_silhouette_n"] == "2"
+
+
+def test_unlabeled_runs_are_left_out_of_tables(tmp_path):
+    fake_run(tmp_path, "labeled", silhouette=0.3, knn_acc=80.0)
+    fake_run(tmp_path, "unlabeled", seed=1, silhouette=None, knn_acc=None, labeled=False)
+    runs = collect_runs(tmp_path)
+    assert [run.directory.name for run in runs] == ["labeled"]

@@ -61,7 +61,7 @@ def thumbnail_map(
     planted: np.ndarray | None = None,
 ) -> list[Path]:
     figure, axes = plt.subplots(figsize=(9, 9))
-    colours = class_colours(len(class_names))
+    colours = class_colours(max(1, len(class_names)))  # unlabeled: one colour
     marks = _scatter(axes, embedding, labels, colours, planted)
     zoom = 28 / images.shape[1] * 0.9
     for index in representative_points(embedding, thumbnails):

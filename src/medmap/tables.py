@@ -87,6 +87,8 @@ def collect_runs(root: str | Path) -> list[Run]:
         finished, failed = directory / "metrics.json", directory / "failed.json"
         if finished.is_file():
             metrics = json.loads(finished.read_text())
+            if metrics.get("labeled") is False:  # an unlabeled collection has no table scores
+                continue
             identity = {key: metrics.get(key) for key in IDENTITY_KEYS}
             runs.append(Run(directory, identity, "ok", metrics, modified=_mtime(finished)))
         elif failed.is_file():
