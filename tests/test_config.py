@@ -9,7 +9,8 @@ from hydra.utils import get_class, get_method
 from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, compose_config
-from medmap.data import ImageCollection
+from medmap.data import EXPERIMENT_KEYS, ImageCollection
+from medmap.devices import trainer_arguments
 from medmap.identity import trains_a_network
 from medmap.methods import ContrastiveMapModule
 from medmap.plotting import plot_map
@@ -50,7 +51,7 @@ def test_every_option_composes_and_builds(group, tmp_path):
         cfg = compose_config(overrides, tmp_path / option)
         OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
         loader = get_method(cfg.dataset._target_)
-        keys = set(cfg.dataset) - {"_target_", "name", "subset", "splits", "inject"}
+        keys = set(cfg.dataset) - set(EXPERIMENT_KEYS)
         inspect.signature(loader).bind(**dict.fromkeys(keys))
         if trains_a_network(cfg):
             module = build_module(cfg, tiny_collection(), effective_batch_size(8, 40))
@@ -60,7 +61,7 @@ def test_every_option_composes_and_builds(group, tmp_path):
             assert build_baseline(cfg).features == cfg.method.features
         build_logger(cfg, tmp_path / option)
         if cfg.trainer.accelerator != "gpu":
-            pl.Trainer(**OmegaConf.to_container(cfg.trainer), logger=False)
+            pl.Trainer(**trainer_arguments(cfg.trainer), logger=False)
 
 
 def test_the_light_trains_a_network_rule_agrees_with_the_method_classes():
@@ -126,3 +127,29 @@ def test_out_of_range_settings_become_user_errors(tmp_path):
         cfg = compose_config(["experiment=smoke", override], tmp_path)
         with pytest.raises(UserFacingError, match=fragment):
             build_module(cfg, tiny_collection(), 8)
+
+
+@pytest.mark.parametrize("method", ["tsimcne", "simclr"])
+def test_pcam_trains_at_the_studys_batch_512_and_lr_006_at_the_paper_budget(method):
+    pcam = compose_config([f"method={method}", "dataset=pcam", "experiment=paper"])
+    assert pcam.method.batch_size == 512
+    assert pcam.method.lr_per_256 * pcam.method.batch_size / 256 == pytest.approx(0.06)
+    blood = compose_config([f"method={method}", "dataset=bloodmnist", "experiment=paper"])
+    assert blood.method.batch_size == 1024
+    assert (
+        compose_config([f"method={method}", "dataset=pcam", "experiment=cpu"]).method.batch_size
+        < 512
+    )
+
+
+def test_precision_auto_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch):
+    import medmap.devices as devices
+
+    trainer = compose_config(["trainer=cpu"]).trainer
+    assert trainer.precision == "auto"
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "avx512f"})
+    assert devices.trainer_arguments(trainer)["precision"] == "32-true"
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    assert devices.trainer_arguments(trainer)["precision"] == "bf16-mixed"
+    explicit = compose_config(["trainer=cpu", "trainer.precision=32-true"]).trainer
+    assert devices.trainer_arguments(explicit)["precision"] == "32-true"

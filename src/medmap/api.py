@@ -25,6 +25,7 @@ from PIL import Image
 from medmap.callbacks import RunRecord
 from medmap.checkpoints import load_checkpoint
 from medmap.data import ImageCollection
+from medmap.data.sources import UNLABELED, read_image, square_images
 from medmap.errors import UserFacingError
 from medmap.methods import TSimCNE as TSimCNEModule
 
@@ -51,12 +52,16 @@ def as_collection(data: Any, image_size: int | None = None) -> ImageCollection:
                 f"Images must be a uint8 array (N, H, W) or (N, H, W, 3); got {data.dtype} "
                 f"{data.shape}."
             )
-        images = np.repeat(data[..., None], 3, -1) if data.ndim == 3 else data
-        collection = ImageCollection("array", images, np.zeros(len(images), int), ["image"])
+        images = square_images(np.repeat(data[..., None], 3, -1) if data.ndim == 3 else data,
+                               "crop", None)  # fmt: skip
+        collection = ImageCollection(
+            "array", images, np.zeros(len(images), int), [UNLABELED], labeled=False
+        )
     elif isinstance(data, list | tuple) and all(isinstance(p, str | Path) for p in data):
         size = image_size or 28
-        images = np.stack([_read_file(Path(p), size) for p in data])
-        collection = ImageCollection("files", images, np.zeros(len(images), int), ["image"])
+        images = np.stack([read_image(Path(p), size) for p in data])
+        collection = ImageCollection("files", images, np.zeros(len(images), int), [UNLABELED],
+                                     ids=[str(p) for p in data], labeled=False)  # fmt: skip
     else:
         raise UserFacingError(
             "fit/transform take an ImageCollection, a uint8 array (N, H, W[, 3]) or a list of "
@@ -69,20 +74,8 @@ def as_collection(data: Any, image_size: int | None = None) -> ImageCollection:
             )
             for i in collection.images
         ]
-        collection = ImageCollection(
-            collection.name,
-            np.stack(resized),
-            collection.labels,
-            collection.class_names,
-            collection.splits,
-        )
+        collection = collection.replace(images=np.stack(resized))
     return collection
-
-
-def _read_file(path: Path, size: int) -> np.ndarray:
-    from medmap.data.sources import _read_image
-
-    return _read_image(path, size, skip_bad_files=False)
 
 
 class TSimCNE:

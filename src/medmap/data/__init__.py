@@ -29,6 +29,7 @@ EXPERIMENT_KEYS = (
     "metadata",
     "metadata_key",
     "label_column",
+    "paper_batch_size",
     "_target_",
 )
 

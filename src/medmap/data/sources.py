@@ -254,7 +254,7 @@ def load_image_folder(
     class_of_file = _classes_of(root, files, label_from)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         decoded = list(
-            pool.map(lambda f: _read_image(root / f, size, skip_bad_files, resize), files)
+            pool.map(lambda f: read_image(root / f, size, skip_bad_files, resize), files)
         )
     keep = [i for i, image in enumerate(decoded) if image is not None]
     if len(keep) < len(files):
@@ -376,7 +376,9 @@ def square_image(image: Image.Image, mode: str) -> Image.Image:
     return image.crop((left, top, left + side, top + side))
 
 
-def _read_image(path: Path, size: int, skip_bad_files: bool, resize: str) -> np.ndarray | None:
+def read_image(
+    path: Path, size: int, skip_bad_files: bool = False, resize: str = "crop"
+) -> np.ndarray | None:
     """One image file as uint8 (size, size, 3): grayscale, RGBA and 16-bit inputs converted,
     non-square ones made square (``square_image``)."""
     try:
