@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: install  ## t-SimCNE on BloodMNIST at the CPU budget (<= 15 min on 2 cores); map in outputs/runs/
+demo: install  ## t-SimCNE on BloodMNIST at the CPU budget (minutes to an hour+, by CPU); map in outputs/runs/
 	$(BIN)/python train.py experiment=demo
 
 table1 table2 table3: install  ## run a table's sweeps (BUDGET, SEEDS, DATASETS), write outputs/tables/
