@@ -16,9 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
 
 from medmap.data.collection import ImageCollection
 from medmap.evaluation import strict_json
+from medmap.identity import git_commit, run_identity
 from medmap.plotting import plot_map, run_title
 from medmap.quality import Findings
 
@@ -117,6 +121,30 @@ def write_duplicates(path: Path, collection: ImageCollection, findings: Findings
             for (a, b), d in zip(findings.pairs, findings.distances)
         ),
     )
+
+
+def run_metrics(
+    cfg: DictConfig,
+    collection: ImageCollection,
+    scores: dict[str, Any],
+    details: dict[str, Any],
+    planted: dict[str, Any],
+) -> dict[str, Any]:
+    """metrics.json: the scores, what the run was (identity, data, versions, commit) and how
+    its finders did on planted problems."""
+    return {
+        **scores,
+        **run_identity(cfg),
+        **details,
+        "n_images": len(collection),
+        "labeled": collection.labeled,
+        "class_names": collection.class_names if collection.labeled else [],
+        "metadata_columns": list(collection.metadata),
+        "skipped_files": collection.skipped_files,
+        "versions": {"torch": torch.__version__, "pytorch_lightning": pl.__version__},
+        "git_commit": git_commit(),
+        **planted,
+    }
 
 
 def save_run_outputs(

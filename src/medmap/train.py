@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,11 +29,11 @@ from medmap.data.loading import resident_images, training_loader
 from medmap.devices import trainer_arguments
 from medmap.errors import UserFacingError
 from medmap.evaluation import class_scores
-from medmap.identity import git_commit, run_identity, trains_a_network
+from medmap.identity import run_identity, trains_a_network
 from medmap.methods import ContrastiveMapModule, build_phases
 from medmap.plotting import run_title
 from medmap.quality import find_problems, planted_scores
-from medmap.run_files import save_run_outputs
+from medmap.run_files import run_metrics, save_run_outputs
 
 log = logging.getLogger(__name__)
 
@@ -294,28 +293,17 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     else:
         embedding, features, details = embed_fixed_features(cfg, collection)
     step = details.pop("step")
-    evaluation = cfg.evaluation
     findings = find_problems(collection, embedding, features, **cfg.quality, seed=cfg.seed)
-    metrics = {
-        **class_scores(
-            collection,
-            embedding,
-            features if trained and evaluation.linear_eval else None,
-            k=evaluation.knn_k,
-            split_seed=evaluation.split_seed,
-            linear_max_iter=evaluation.linear_max_iter,
-        ),
-        **run_identity(cfg),
-        **details,
-        "n_images": len(collection),
-        "labeled": collection.labeled,
-        "class_names": collection.class_names if collection.labeled else [],
-        "metadata_columns": list(collection.metadata),
-        "skipped_files": collection.skipped_files,
-        "versions": {"torch": torch.__version__, "pytorch_lightning": pl.__version__},
-        "git_commit": git_commit(),
-        **planted_scores(collection, embedding, findings),
-    }
+    scores = class_scores(
+        collection,
+        embedding,
+        features if trained and cfg.evaluation.linear_eval else None,
+        k=cfg.evaluation.knn_k,
+        split_seed=cfg.evaluation.split_seed,
+        linear_max_iter=cfg.evaluation.linear_max_iter,
+    )
+    planted = planted_scores(collection, embedding, findings)
+    metrics = run_metrics(cfg, collection, scores, details, planted)
     save_run_outputs(output_dir, collection, embedding, metrics, findings)
     if logger:
         figure = output_dir / "embedding.png" if cfg.logger.get("send_images") else None
