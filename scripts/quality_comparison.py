@@ -4,7 +4,8 @@ the same backbone features (a benchmark, not part of a run).
     python scripts/quality_comparison.py <run dir> [--label-noise 0.05] [--out results/quality.md]
 
 The run's images are reloaded through its own dataset config (set DATA_DIR as for training)
-and its backbone features recomputed from its last checkpoint. Labels flipped in the run
+and its backbone features recomputed from its last checkpoint (for a run still training, its
+map too). Labels flipped in the run
 (``dataset.inject.label_noise``) are used as they are; otherwise ``--label-noise`` flips a
 share now, with data/inject.py's function: t-SimCNE never sees labels, so training on the
 flipped labels would give the same network. Planted duplicates come from the run itself
@@ -21,6 +22,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from medmap.api import TSimCNE
+from medmap.checkpoints import load_checkpoint
 from medmap.data import load_dataset
 from medmap.data.inject import DUPLICATE, LABEL_FLIPPED, flip_labels
 from medmap.quality import (
@@ -75,8 +77,14 @@ def main() -> None:
 
     saved = OmegaConf.load(args.run / ".hydra" / "config.yaml")
     collection = load_dataset(saved.dataset, saved.seed)
-    embedding = np.load(args.run / "embedding.npy")
-    features = TSimCNE.load(args.run).module.backbone_features(collection.images)
+    network = TSimCNE.load(args.run).module
+    features = network.backbone_features(collection.images)
+    if (args.run / "embedding.npy").is_file():
+        embedding, source_of_map = np.load(args.run / "embedding.npy"), "the run's final map"
+    else:  # a run still training: its newest checkpoint's map (a 2-D phase)
+        epoch = load_checkpoint(args.run / "checkpoints" / "last.ckpt")["epoch"]
+        embedding = network.embed_map(collection.images, features)
+        source_of_map = f"the map and features of checkpoints/last.ckpt after epoch {epoch + 1}"
     labels, injected = collection.labels, collection.injected.copy()
     classes = len(collection.class_names)
     if not (injected == LABEL_FLIPPED).any():
@@ -88,7 +96,7 @@ def main() -> None:
         "",
         f"{collection.describe()}; {int((injected == LABEL_FLIPPED).sum())} labels flipped, "
         f"{int((injected == DUPLICATE).sum())} planted duplicates; backbone features "
-        f"{features.shape[1]}-D; k = {args.k}.",
+        f"{features.shape[1]}-D; k = {args.k}; {source_of_map}.",
         "",
         "## Label errors (AUROC / precision at k = number flipped)",
         "",
