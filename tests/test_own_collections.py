@@ -5,12 +5,14 @@ import csv
 import json
 import logging
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import cli, require_data
+from conftest import REPO, cli, require_data
 from medmap.data import load_dataset
 from medmap.data.sources import load_image_folder, load_npz
 from medmap.errors import UserFacingError
@@ -119,6 +121,11 @@ def test_an_npz_of_non_square_images_without_labels_loads_square_and_unlabeled(t
     collection = load_npz(path, size=28)
     assert collection.images.shape == (6, 28, 28, 3) and not collection.labeled
     assert list(collection.ids) == ["train/0", "train/1", "train/2", "train/3", "test/0", "test/1"]
+    run = tmp_path / "run"
+    result = cli("experiment=smoke", "dataset=npz", f"dataset.path={path}",
+                 "method.epochs=[1,1,1]", f"hydra.run.dir={run}")  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert (run / "map.csv").read_text().splitlines()[1].startswith("train/0,")
 
 
 def test_subset_larger_than_the_data_says_so(tmp_path, caplog):
@@ -212,6 +219,11 @@ def test_a_flat_folder_trains_and_every_output_names_the_files(tmp_path):
     assert not (run / "suspects.csv").exists()
     console = result.stdout + result.stderr
     assert "Tip:" not in console and "LeafSpec" not in console and "weights_only" not in console
+    explored = subprocess.run([sys.executable, "explore.py", f"run={run}"], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert explored.returncode == 0, explored.stderr[-2000:]
+    page = (run / "explorer.html").read_text()
+    assert all(f'"{name}"' in page for name in names)  # every file named in the page's data
 
 
 @pytest.mark.slow
