@@ -84,7 +84,7 @@ def folder_run(root: Path, labeled: bool) -> Path:
     embedding = rng.normal(size=(len(collection), 2))
     features = collection.images.reshape(len(collection), -1).astype(float)
     findings = find_problems(collection, embedding, features, k=15, classifier_folds=2,
-                             duplicate_threshold=0.2)  # fmt: skip
+                             classifier_max_iter=100, duplicate_threshold=0.2)  # fmt: skip
     metrics = {"method": "tsimcne", "dataset": "cells", "aug": "default", "silhouette": None,
                "knn_acc": None, "labeled": labeled,
                "class_names": collection.class_names if labeled else []}  # fmt: skip

@@ -67,7 +67,7 @@ def run_bench(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATA_DIR": str(data_dir())}
     return subprocess.run(
         [sys.executable, "scripts/bench.py", f"bench.output_dir={tmp_path}", "dataset.subset=256",
-         "model.width=4", "model.head_hidden=32", "method.batch_size=64",
+         "model.width=8", "model.head_hidden=32", "method.batch_size=64",
          "bench.augment_repeats=1", "trainer.enable_progress_bar=false", *overrides],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip

@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig
 
 from medmap.augment import AugmentationSpec, BatchAugmenter, to_float_images
+from medmap.console import quiet_library_noise
 from medmap.data import ImageCollection
 from medmap.data.loading import resident_images, training_loader
 from medmap.devices import trainer_arguments
@@ -74,6 +75,7 @@ def time_pipeline(cfg: DictConfig, collection: ImageCollection, module) -> dict[
     ``bench.epochs`` epochs of phase 1; the last epoch is reported (with ``model.compile=true``
     the first one also compiles)."""
     timer = EpochTimer()
+    quiet_library_noise()
     trainer = pl.Trainer(
         **trainer_arguments(cfg.trainer),
         max_epochs=cfg.bench.epochs,
