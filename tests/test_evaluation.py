@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from sklearn.metrics import silhouette_samples
+from sklearn.metrics import silhouette_samples, silhouette_score
 
 from medmap.evaluation import (
     knn_accuracy,
@@ -37,6 +37,19 @@ def test_silhouette_separates_tight_from_mixed_maps():
     mixed = np.random.default_rng(1).normal(size=tight.shape)
     assert abs(silhouette(mixed, labels)) < 0.05
     assert np.isnan(silhouette(tight, np.zeros(len(labels), dtype=int)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_silhouette_matches_scikit_learn_on_awkward_sets(seed):
+    """Unsorted string labels, classes of very different sizes, a class of one point (scores
+    0), coincident points, and more points than one block of the chunked computation."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(np.array(["b", "a", "c", "d"]), size=9000, p=[0.6, 0.3, 0.0999, 0.0001])
+    labels[rng.integers(9000)] = "single"
+    embedding = rng.normal(size=(9000, 2)) * 5 + (labels == "a")[:, None] * 3.0
+    embedding[10:20] = embedding[5]
+    expected = silhouette_score(embedding, labels)
+    assert silhouette(embedding, labels) == pytest.approx(expected, abs=1e-9)
 
 
 def test_knn_accuracy_is_perfect_on_separated_and_chance_on_random_maps():

@@ -7,20 +7,52 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import silhouette_score
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 
-def silhouette(embedding: np.ndarray, labels: np.ndarray) -> float:
-    """Euclidean silhouette of all points; NaN when fewer than 2 classes or too few points."""
-    classes = np.unique(labels)
-    if not 2 <= len(classes) <= len(labels) - 1:
+def silhouette(
+    embedding: np.ndarray, labels: np.ndarray, device: str | torch.device = "cpu"
+) -> float:
+    """Euclidean silhouette of all points, as scikit-learn defines it (SPEC §4); NaN when
+    fewer than 2 classes or too few points.
+
+    Computed exactly, in float64 with torch on ``device`` (the run's), block by block: with
+    the points sorted by class, each block of distances is summed as soon as it is made, so
+    memory stays bounded and the blocks stay in cache. On 2 CPU cores that is about 1/4 of
+    scikit-learn's time; PCam's 327,680 points take seconds on a GPU."""
+    classes, codes = np.unique(labels, return_inverse=True)
+    n = len(labels)
+    if not 2 <= len(classes) <= n - 1:
         return float("nan")
-    return float(silhouette_score(embedding, labels, metric="euclidean"))
+    order = np.argsort(codes, kind="stable")
+    codes = torch.as_tensor(codes[order], device=device)
+    points = torch.as_tensor(np.asarray(embedding, dtype=np.float64)[order], device=device)
+    sizes = torch.bincount(codes, minlength=len(classes)).to(torch.float64)
+    starts = np.concatenate([[0], np.cumsum(sizes.cpu().numpy().astype(int))])
+    on_cpu = points.device.type == "cpu"
+    rows, cols = (64, 8192) if on_cpu else (4096, 65536)  # cache-sized on a CPU
+    distance_sums = torch.zeros(n, len(classes), dtype=torch.float64, device=device)
+    for start in range(0, n, rows):
+        block = points[start : start + rows]
+        for k in range(len(classes)):
+            for first in range(starts[k], starts[k + 1], cols):
+                last = min(first + cols, starts[k + 1])
+                distances = torch.cdist(
+                    block, points[first:last], compute_mode="donot_use_mm_for_euclid_dist"
+                )
+                distance_sums[start : start + rows, k] += distances.sum(dim=1)
+    own_size = sizes[codes]
+    intra = distance_sums.gather(1, codes[:, None]).squeeze(1) / (own_size - 1).clamp(min=1)
+    inter = (distance_sums / sizes).scatter(1, codes[:, None], float("inf")).min(dim=1).values
+    score = (inter - intra) / torch.maximum(intra, inter)
+    # a point alone in its class scores 0, as do coincident points (0/0)
+    score = torch.where((own_size > 1) & torch.isfinite(score), score, 0.0)
+    return float(score.mean())
 
 
 def knn_accuracy(
@@ -47,9 +79,11 @@ def knn_accuracy(
     return float(100.0 * np.mean(classifier.predict(embedding[test]) == labels[test]))
 
 
-def map_metrics(embedding: np.ndarray, labels: np.ndarray, k: int = 15, seed: int = 0) -> dict:
+def map_metrics(
+    embedding: np.ndarray, labels: np.ndarray, k: int = 15, seed: int = 0, device: str = "cpu"
+) -> dict:
     return {
-        "silhouette": silhouette(embedding, labels),
+        "silhouette": silhouette(embedding, labels, device=device),
         "knn_acc": knn_accuracy(embedding, labels, k=k, seed=seed),
     }
 
@@ -61,6 +95,7 @@ def class_scores(
     k: int = 15,
     split_seed: int = 0,
     linear_max_iter: int = 1000,
+    device: str = "cpu",
 ) -> dict:
     """The scores that need classes: silhouette and kNN accuracy of the map, and the linear
     evaluation of ``features`` (when given). All are undefined (None, with ``scores_note``
@@ -75,7 +110,7 @@ def class_scores(
             "linear_acc": None,
             "scores_note": f"no class scores: {why} (they need 2 or more classes)",
         }
-    scores = map_metrics(embedding, collection.labels, k=k, seed=split_seed)
+    scores = map_metrics(embedding, collection.labels, k=k, seed=split_seed, device=device)
     if features is not None:
         scores["linear_acc"] = linear_evaluation(
             features, collection.labels, collection.splits, max_iter=linear_max_iter

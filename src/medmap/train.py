@@ -301,6 +301,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         k=cfg.evaluation.knn_k,
         split_seed=cfg.evaluation.split_seed,
         linear_max_iter=cfg.evaluation.linear_max_iter,
+        device=details.get("device", "cpu"),
     )
     planted = planted_scores(collection, embedding, findings)
     metrics = run_metrics(cfg, collection, scores, details, planted)
