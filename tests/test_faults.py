@@ -61,6 +61,45 @@ def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes_from_it(tmp_path):
 
 
 @pytest.mark.data
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_cluster_stop_saves_exits_non_zero_and_the_same_command_resumes(tmp_path, stop):
+    """SLURM sends SIGTERM at a time limit or preemption (SIGUSR1 as an early warning when
+    asked): the run saves the partial epoch, records why it has no metrics and exits non-zero;
+    the same command with the same run directory resumes on its own and finishes."""
+    require_data("medmnist", "bloodmnist.npz")
+    run = tmp_path / "run"
+    command = [sys.executable, "train.py", "experiment=smoke", "logger=none",
+               "method.epochs=[4,2,4]", f"hydra.run.dir={run}",
+               "trainer.enable_progress_bar=false"]  # fmt: skip
+    environment = {**os.environ, "DATA_DIR": str(data_dir())}
+    process = subprocess.Popen(
+        command, cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    wait_for(run / "train.log", "epoch 2/10", process)
+    process.send_signal(stop)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143
+    assert "Traceback" not in stdout + stderr
+    log = (run / "train.log").read_text()
+    assert "Stopped by signal" in log and "to resume automatically" in log
+    saved = load_checkpoint(run / "checkpoints" / "interrupted.ckpt")
+    assert 2 <= saved["epoch"] < 10
+    assert "stopped by a signal" in json.loads((run / "failed.json").read_text())["error"]
+    assert not (run / "metrics.json").exists()
+
+    again = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = (run / "train.log").read_text()
+    assert f"Resuming from {run / 'checkpoints' / 'interrupted.ckpt'}" in log
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["resumed_from"].endswith("interrupted.ckpt")
+    assert not (run / "failed.json").exists()  # the stop's record goes once the run is done
+    final = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert final["epoch"] == 9 and final["phase_index"] == 2
+
+
+@pytest.mark.data
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
     require_data("medmnist", "bloodmnist.npz")
     run = tmp_path / "run"

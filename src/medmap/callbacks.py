@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from medmap.plotting import plot_map
 
@@ -105,24 +108,59 @@ class RunRecord(pl.Callback):
         checkpoint[self.KEY] = self.identity
 
 
-class SaveOnInterrupt(pl.Callback):
-    """Ctrl-C (SIGINT) saves ``interrupted.ckpt`` before Lightning exits, so no training is
-    lost; ``last.ckpt`` stays the end of the last full epoch."""
+class SaveOnStop(pl.Callback):
+    """A stop from outside saves ``interrupted.ckpt`` (the partial epoch) and says how to go
+    on, so no training is lost; ``last.ckpt`` stays the end of the last full epoch.
+
+    - Ctrl-C (SIGINT): Lightning exits with status 1 after this callback has saved.
+    - SIGTERM (what SLURM sends at a time limit or on preemption) and SIGUSR1 (the warning
+      ``sbatch --signal=USR1@<seconds>`` asks for): the step in progress finishes, this
+      callback saves, and ``trainer.fit`` raises :class:`TrainingStopped`, which the
+      command line turns into a non-zero exit, so a scheduler never counts the run as done.
+    """
 
     def __init__(self, checkpoint_dir: str | Path) -> None:
         self.checkpoint_dir = Path(checkpoint_dir)
+        self.warning_received = False
+        self._previous_usr1 = None
+
+    def on_fit_start(self, trainer: pl.Trainer, module) -> None:
+        # Lightning has set up its own SIGTERM handling by now; SIGUSR1 is chained to any
+        # handler already there (Lightning's SLURM auto-requeue, when it is on).
+        if threading.current_thread() is threading.main_thread():
+            self._previous_usr1 = signal.getsignal(signal.SIGUSR1)
+            signal.signal(signal.SIGUSR1, self._on_warning)
+
+    def _on_warning(self, signum, frame) -> None:
+        self.warning_received = True
+        if callable(self._previous_usr1):
+            self._previous_usr1(signum, frame)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module, *args) -> None:
+        if self.warning_received:
+            raise SIGTERMException
+
+    def teardown(self, trainer: pl.Trainer, module, stage: str) -> None:
+        if self._previous_usr1 is not None:  # installed (in the main thread) by on_fit_start
+            signal.signal(signal.SIGUSR1, self._previous_usr1)
+            self._previous_usr1 = None
 
     def on_exception(self, trainer: pl.Trainer, module, exception: BaseException) -> None:
-        if not isinstance(exception, KeyboardInterrupt):
+        if not isinstance(exception, KeyboardInterrupt | SIGTERMException):
             return  # e.g. a NaN loss: the last good checkpoint is the one to keep
         path = self.checkpoint_dir / "interrupted.ckpt"
         trainer.save_checkpoint(path, weights_only=False)
+        what = "Interrupted" if isinstance(exception, KeyboardInterrupt) else "Stopped by signal"
         log.error(
-            "Interrupted at epoch %d, step %d: saved %s. Resume with ckpt_path=%s (the partial "
-            "epoch) or ckpt_path=%s (the end of the last full epoch).",
+            "%s at epoch %d, step %d: saved %s. Run the same command with the same run "
+            "directory (hydra.run.dir=%s) to resume automatically from the newest checkpoint; "
+            "or resume with ckpt_path=%s (the partial epoch) or ckpt_path=%s (the end of the "
+            "last full epoch).",
+            what,
             trainer.current_epoch + 1,
             trainer.global_step,
             path,
+            self.checkpoint_dir.parent,
             path,
             self.checkpoint_dir / "last.ckpt",
         )

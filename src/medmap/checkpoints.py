@@ -54,3 +54,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             "read with weights_only=True, which refuses truncated files and files that would "
             "run code when unpickled; use a checkpoint written by this project's train.py."
         ) from error
+
+
+def newest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint a run directory would resume from: the newest of the partial epoch
+    saved on a stop (``interrupted.ckpt``), the end of the last full epoch (``last.ckpt``)
+    and Lightning's SLURM requeue checkpoints; None in a fresh directory."""
+    run_dir = Path(run_dir)
+    candidates = [
+        run_dir / "checkpoints" / "interrupted.ckpt",
+        run_dir / "checkpoints" / "last.ckpt",
+        *run_dir.glob("hpc_ckpt_*.ckpt"),
+    ]
+    existing = [path for path in candidates if path.is_file()]
+    return max(existing, key=lambda path: path.stat().st_mtime) if existing else None

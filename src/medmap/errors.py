@@ -12,3 +12,11 @@ class DatasetUnavailableError(UserFacingError):
 
 class BadImageError(UserFacingError):
     """An image file could not be decoded."""
+
+
+class TrainingStopped(Exception):
+    """Training was stopped from outside (SIGTERM, SIGUSR1) after saving a checkpoint. The
+    command line exits with ``exit_code`` (as a process killed by SIGTERM would), so a
+    scheduler sees an unfinished run; running the same command again resumes it."""
+
+    exit_code = 143  # 128 + SIGTERM

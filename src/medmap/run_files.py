@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import traceback
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,8 @@ def save_run_outputs(
     metrics: dict[str, Any],
     findings: Findings,
 ) -> None:
+    for stale in ("failed.json", "error.log"):  # an earlier attempt's record (resumed since)
+        (output_dir / stale).unlink(missing_ok=True)
     np.save(output_dir / "embedding.npy", embedding.astype(np.float32))
     np.save(output_dir / "labels.npy", collection.labels)
     (output_dir / "metrics.json").write_text(strict_json(metrics))
@@ -174,3 +178,12 @@ def save_run_outputs(
         run_title(metrics),
         planted=collection.injected,
     )
+
+
+def write_failure_record(output_dir: Path, error: BaseException, identity: dict[str, Any]) -> None:
+    """``failed.json`` (the message and what the run was) and ``error.log`` (the trace) in
+    place of ``metrics.json``, so tables and schedulers see why a run has no results."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "error.log").write_text(traceback.format_exc())
+    record = {"error": str(error), **identity}
+    (output_dir / "failed.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -6,11 +6,9 @@ configs composed from the same ``conf/``.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
-import traceback
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,21 +17,22 @@ import numpy as np
 import pytorch_lightning as pl
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from medmap.baselines import TSNEBaseline
-from medmap.callbacks import MapSnapshots, PhaseSchedule, RunRecord, SaveOnInterrupt
-from medmap.checkpoints import AtomicCheckpointIO, load_checkpoint
+from medmap.callbacks import MapSnapshots, PhaseSchedule, RunRecord, SaveOnStop
+from medmap.checkpoints import AtomicCheckpointIO, load_checkpoint, newest_checkpoint
 from medmap.console import quiet_library_noise
 from medmap.data import ImageCollection, load_dataset, mean_border_colour, stratified_subset
 from medmap.data.loading import resident_images, training_loader
 from medmap.devices import trainer_arguments
-from medmap.errors import UserFacingError
+from medmap.errors import TrainingStopped, UserFacingError
 from medmap.evaluation import class_scores
 from medmap.identity import run_identity, trains_a_network
 from medmap.methods import ContrastiveMapModule, build_phases
 from medmap.plotting import run_title
 from medmap.quality import find_problems, planted_scores
-from medmap.run_files import run_metrics, save_run_outputs
+from medmap.run_files import run_metrics, save_run_outputs, write_failure_record
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +180,22 @@ def check_resume_checkpoint(path: str, expected: dict[str, Any]) -> None:
         )
 
 
+def resume_from(cfg: DictConfig, output_dir: Path) -> str | None:
+    """``ckpt_path`` when given; else, with ``auto_resume``, the newest checkpoint already in
+    the run directory, so a stopped or requeued job run again with the same directory goes
+    on where it stopped."""
+    if cfg.ckpt_path or not cfg.auto_resume:
+        return cfg.ckpt_path
+    found = newest_checkpoint(output_dir)
+    if found is not None:
+        log.info(
+            "Resuming from %s, the newest checkpoint in this run directory (ckpt_path= picks "
+            "another; auto_resume=false starts afresh)",
+            found,
+        )
+    return str(found) if found else None
+
+
 def train_network(
     cfg: DictConfig, collection: ImageCollection, output_dir: Path, logger
 ) -> tuple[ContrastiveMapModule, np.ndarray | None, np.ndarray | None, dict[str, Any]]:
@@ -190,8 +205,9 @@ def train_network(
     batch_size = effective_batch_size(cfg.method.batch_size, len(collection))
     module = build_module(cfg, collection, batch_size)
     identity = checkpoint_identity(cfg, collection)
-    if cfg.ckpt_path:
-        check_resume_checkpoint(cfg.ckpt_path, identity)
+    ckpt_path = resume_from(cfg, output_dir)
+    if ckpt_path:
+        check_resume_checkpoint(ckpt_path, identity)
     snapshot_sample = stratified_subset(collection, cfg.evaluation.snapshot_points, cfg.seed)
     checkpoint_dir = output_dir / "checkpoints"
     quiet_library_noise()
@@ -208,7 +224,7 @@ def train_network(
         use_distributed_sampler=False,  # SeededBatchSampler splits each global batch itself
         callbacks=[
             RunRecord(identity),
-            SaveOnInterrupt(checkpoint_dir),
+            SaveOnStop(checkpoint_dir),
             PhaseSchedule(checkpoint_dir),
             # No monitor + top-1: every epoch overwrites checkpoints/last.ckpt.
             pl.callbacks.ModelCheckpoint(
@@ -235,9 +251,15 @@ def train_network(
     except ValueError as error:
         raise UserFacingError(str(error)) from error
     started = time.perf_counter()
-    # weights_only: a checkpoint is read as tensors and containers, never as code
-    trainer.fit(module, loader, ckpt_path=cfg.ckpt_path, weights_only=True)
-    # (Ctrl-C never returns here: Lightning exits after SaveOnInterrupt has saved.)
+    try:
+        # weights_only: a checkpoint is read as tensors and containers, never as code
+        trainer.fit(module, loader, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException as stop:  # SaveOnStop has saved the partial epoch
+        raise TrainingStopped(
+            f"Training was stopped by a signal at epoch {trainer.current_epoch + 1}, step "
+            f"{trainer.global_step}; the run can be resumed (see the line above)."
+        ) from stop
+    # (Ctrl-C never returns here: Lightning exits after SaveOnStop has saved.)
     train_seconds = time.perf_counter() - started
     if not trainer.is_global_zero:  # DDP: the other processes helped train; rank 0 reports
         return module, None, None, {}
@@ -254,7 +276,7 @@ def train_network(
             "batch_size": batch_size,
             "width": cfg.model.width,
             "train_seconds": round(train_seconds, 2),
-            "resumed_from": cfg.ckpt_path,
+            "resumed_from": str(ckpt_path) if ckpt_path else None,
             "device": str(device),
             "step": trainer.global_step,
         },
@@ -338,13 +360,11 @@ def main(cfg: DictConfig) -> float | None:
 
     try:
         return run_train(cfg).get("silhouette")
-    except (UserFacingError, FloatingPointError) as error:
-        output_dir = Path(cfg.paths.output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "error.log").write_text(traceback.format_exc())
-        record = {"error": str(error), **run_identity(cfg)}
-        (output_dir / "failed.json").write_text(json.dumps(record, indent=2) + "\n")
+    except (UserFacingError, FloatingPointError, TrainingStopped) as error:
+        write_failure_record(Path(cfg.paths.output_dir), error, run_identity(cfg))
         log.error("%s", error)
+        if isinstance(error, TrainingStopped):
+            sys.exit(error.exit_code)  # a stop from outside ends a multirun too
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             return None
         sys.exit(1)
