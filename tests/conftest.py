@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,10 @@ from omegaconf import DictConfig, open_dict
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
+# The decoded-image cache of the test runs (and of the runs they start) goes to a temporary
+# folder, not beside the shared data.
+os.environ.setdefault("MEDMAP_CACHE_DIR", tempfile.mkdtemp(prefix="medmap-test-cache-"))
+atexit.register(shutil.rmtree, os.environ["MEDMAP_CACHE_DIR"], ignore_errors=True)
 
 
 def data_dir() -> Path:

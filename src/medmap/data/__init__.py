@@ -8,6 +8,7 @@ from typing import Any
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
+from medmap.data.cache import load_cached
 from medmap.data.collection import (
     ImageCollection,
     mean_border_colour,
@@ -16,6 +17,7 @@ from medmap.data.collection import (
 )
 from medmap.data.inject import inject
 from medmap.data.metadata import join_metadata
+from medmap.data.sources import source_files
 from medmap.errors import UserFacingError
 
 log = logging.getLogger(__name__)
@@ -30,16 +32,18 @@ EXPERIMENT_KEYS = (
     "metadata_key",
     "label_column",
     "paper_batch_size",
+    "cache_dir",
     "_target_",
 )
 
 
 def load_dataset(dataset_cfg: DictConfig | dict[str, Any], seed: int) -> ImageCollection:
     """Build the collection a ``conf/dataset/*.yaml`` describes: call its loader (``_target_``)
-    with the remaining keys, keep only the ``splits`` asked for (e.g. ``[train]``, to hold the
-    test split out), join the ``metadata`` csv (and take the classes from its
-    ``label_column``), take the seeded stratified ``subset`` if one is set, then plant the
-    data-quality problems of ``inject`` (duplicates, artefacts, label noise; data/inject.py)."""
+    with the remaining keys (through the decoded-image cache in ``cache_dir``), keep only the
+    ``splits`` asked for (e.g. ``[train]``, to hold the test split out), join the ``metadata``
+    csv (and take the classes from its ``label_column``), take the seeded stratified ``subset``
+    if one is set, then plant the data-quality problems of ``inject`` (duplicates, artefacts,
+    label noise; data/inject.py)."""
     params = (
         OmegaConf.to_container(dataset_cfg, resolve=True)
         if isinstance(dataset_cfg, DictConfig)
@@ -48,7 +52,10 @@ def load_dataset(dataset_cfg: DictConfig | dict[str, Any], seed: int) -> ImageCo
     loader = get_method(params["_target_"])
     arguments = {k: v for k, v in params.items() if k not in EXPERIMENT_KEYS}
     try:  # malformed files and out-of-range options: one message, not a trace
-        collection = loader(**arguments)
+        sources = source_files(loader, arguments)
+        collection = load_cached(
+            loader, arguments, sources, params.get("cache_dir"), params.get("name")
+        )
         collection.name = params.get("name", collection.name)
         collection = select_splits(collection, params.get("splits"))
         if params.get("metadata"):

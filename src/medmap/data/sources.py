@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,8 +39,7 @@ def load_medmnist(flag: str, root: str | os.PathLike, size: int = 28, download: 
     info = medmnist.INFO[flag]
     dataset_class = getattr(medmnist, info["python_class"])
     root = Path(root).expanduser().resolve()
-    file_name = f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
-    file_path = root / file_name
+    file_path = medmnist_file(flag, root, size)
     if not file_path.exists():
         url = info["url"] if size == 28 else info.get(f"url_{size}", info["url"])
         if not download:
@@ -67,6 +66,13 @@ def load_medmnist(flag: str, root: str | os.PathLike, size: int = 28, download: 
     )
     class_names = [info["label"][str(i)] for i in range(len(info["label"]))]
     return ImageCollection(flag, images, labels, class_names, splits)
+
+
+def medmnist_file(flag: str, root: str | os.PathLike, size: int = 28) -> Path:
+    """Where medmnist keeps (and downloads) the file of ``flag`` at ``size`` pixels."""
+    return Path(root).expanduser().resolve() / (
+        f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+    )
 
 
 def _missing_medmnist_message(flag: str, path: Path, url: str, error: Exception | None) -> str:
@@ -221,6 +227,7 @@ def load_image_folder(
     skip_bad_files: bool = False,
     name: str = "imagefolder",
     resize: str = "crop",
+    allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None,
 ):
     """Any tree of image files (symlinked folders and files followed):
 
@@ -234,7 +241,8 @@ def load_image_folder(
 
     Images are converted to RGB, made square (``resize``: crop|squash|pad) and resized to
     ``size`` x ``size``; class ids follow the alphabetical order of the class names. Each
-    image's id is its path relative to ``root``."""
+    image's id is its path relative to ``root``. The pixels are decoded straight into
+    ``allocate(shape)`` (the image cache passes a memory-mapped file)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetUnavailableError(
@@ -252,13 +260,20 @@ def load_image_folder(
             "its sub-folders. Point dataset.root at the folder that holds the images."
         )
     class_of_file = _classes_of(root, files, label_from)
+    images = (allocate or in_memory)((len(files), size, size, 3))
+
+    def decode(index: int) -> bool:
+        image = read_image(root / files[index], size, skip_bad_files, resize)
+        if image is not None:
+            images[index] = image
+        return image is not None
+
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        decoded = list(
-            pool.map(lambda f: read_image(root / f, size, skip_bad_files, resize), files)
-        )
-    keep = [i for i, image in enumerate(decoded) if image is not None]
+        readable = list(pool.map(decode, range(len(files))))
+    keep = [i for i, ok in enumerate(readable) if ok]
     if len(keep) < len(files):
         log.warning("Skipped %d unreadable image files in %s", len(files) - len(keep), root)
+        images = images[keep]
     if not keep:
         raise UserFacingError(f"None of the {len(files)} image files in {root} could be read.")
     labeled = class_of_file is not None
@@ -267,13 +282,18 @@ def load_image_folder(
     labels = [index[class_of_file[i]] for i in keep] if labeled else [0] * len(keep)
     return ImageCollection(
         name,
-        np.stack([decoded[i] for i in keep]),
+        images,
         np.array(labels, dtype=np.int64),
         class_names,
         skipped_files=len(files) - len(keep),
         ids=np.array([files[i].as_posix() for i in keep]),
         labeled=labeled,
     )
+
+
+def in_memory(shape: tuple[int, ...]) -> np.ndarray:
+    """Room for uint8 images in memory (the image cache passes a memory-mapped file instead)."""
+    return np.empty(shape, dtype=np.uint8)
 
 
 UNLABELED = "unlabeled"  # the one placeholder class of an unlabeled collection
@@ -423,41 +443,73 @@ def _as_rgb(images: np.ndarray) -> np.ndarray:
 PCAM_SPLIT_FILES = {"train": "train", "val": "valid", "test": "test"}
 
 
-def load_pcam(root: str | os.PathLike, size: int = 96, name: str = "pcam"):
+def pcam_files(root: str | os.PathLike) -> dict[str, tuple[Path, Path]]:
+    """Each split's (images, labels) h5 files under ``root``."""
+    root = Path(root).expanduser()
+    return {
+        split: tuple(root / f"camelyonpatch_level_2_split_{tag}_{kind}.h5" for kind in "xy")
+        for split, tag in PCAM_SPLIT_FILES.items()
+    }
+
+
+def load_pcam(
+    root: str | os.PathLike,
+    size: int = 96,
+    name: str = "pcam",
+    allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None,
+    chunk: int = 4096,
+):
     """PatchCamelyon from its h5 files ``camelyonpatch_level_2_split_<split>_{x,y}.h5``, each
-    split read from its own file (the authors' loader read the train file three times)."""
+    split read from its own file (the authors' loader read the train file three times), in
+    chunks of ``chunk`` images straight into ``allocate(shape)``: one copy of the 9 GB of
+    pixels at the peak, none when the image cache passes a memory-mapped file."""
     import h5py
 
-    root = Path(root).expanduser()
-    images, labels, splits = [], [], []
-    for split, tag in PCAM_SPLIT_FILES.items():
-        x_path = root / f"camelyonpatch_level_2_split_{tag}_x.h5"
-        y_path = root / f"camelyonpatch_level_2_split_{tag}_y.h5"
+    files = pcam_files(root)
+    for split, (x_path, y_path) in files.items():
         if not (x_path.is_file() and y_path.is_file()):
             raise DatasetUnavailableError(
                 f"The PCam {split} files were not found: looked for {x_path.resolve()} and "
                 f"{y_path.resolve()}. Download them from https://github.com/basveeling/pcam "
                 "(Zenodo record 2546921), unzip them into one folder and set dataset.root to it."
             )
+    labels, splits, counts = [], [], []
+    for split, (x_path, y_path) in files.items():
         with h5py.File(x_path, "r") as fx, h5py.File(y_path, "r") as fy:
-            x = fx["x"]
-            part = x[:] if size == x.shape[1] else _resize_batches(x, size)
-            images.append(part)
+            counts.append(fx["x"].shape[0])
             labels.append(np.asarray(fy["y"]).reshape(-1))
-            splits.append(np.full(len(part), split))
+            splits.append(np.full(counts[-1], split))
+    images = (allocate or in_memory)((sum(counts), size, size, 3))
+    offset = 0
+    for (x_path, _), count in zip(files.values(), counts):
+        with h5py.File(x_path, "r") as fx:
+            for start in range(0, count, chunk):
+                part = fx["x"][start : start + chunk]
+                if part.shape[1] != size:
+                    part = np.stack([_resized(array, size) for array in part])
+                images[offset + start : offset + start + len(part)] = part
+        offset += count
     return ImageCollection(
-        name,
-        np.concatenate(images),
-        np.concatenate(labels),
-        ["normal", "tumour"],
-        np.concatenate(splits),
+        name, images, np.concatenate(labels), ["normal", "tumour"], np.concatenate(splits)
     )
 
 
-def _resize_batches(dataset, size: int, chunk: int = 4096) -> np.ndarray:
-    out = np.empty((dataset.shape[0], size, size, 3), dtype=np.uint8)
-    for start in range(0, dataset.shape[0], chunk):
-        for i, array in enumerate(dataset[start : start + chunk]):
-            image = Image.fromarray(array).resize((size, size), Image.Resampling.BICUBIC)
-            out[start + i] = np.asarray(image)
-    return out
+def _resized(array: np.ndarray, size: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(array).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def source_files(loader: Callable, arguments: dict) -> list[Path] | None:
+    """The files ``loader(**arguments)`` reads (the image cache's key), or None when they are
+    not all there: the loader then says what is missing, or downloads it."""
+    if loader is load_medmnist:
+        files = [medmnist_file(arguments["flag"], arguments["root"], arguments.get("size", 28))]
+    elif loader is load_npz:
+        files = [Path(arguments["path"]).expanduser()]
+    elif loader is load_pcam:
+        files = [path for pair in pcam_files(arguments["root"]).values() for path in pair]
+    elif loader is load_image_folder:
+        root = Path(arguments["root"]).expanduser()
+        files = [root / name for name in _find_image_files(root)] if root.is_dir() else []
+    else:
+        return None
+    return [path.resolve() for path in files] if files and all(p.is_file() for p in files) else None
