@@ -15,6 +15,7 @@ from medmap.baselines import (
     load_imagenet_resnet,
     pixel_features,
     resnet_features,
+    streamed_pca,
 )
 from medmap.data.sources import load_medmnist
 from medmap.errors import UserFacingError
@@ -27,6 +28,39 @@ def test_pixel_features_flatten_to_unit_range():
     features = pixel_features(images)
     assert features.shape == (2, 48) and features.dtype == np.float32
     assert features[0].max() == 0.0 and features[1].min() == 1.0
+
+
+def low_rank_images(count=3000, side=12, rank=8, seed=0):
+    """uint8 images that are mostly a mix of ``rank`` patterns (a decaying spectrum)."""
+    rng = np.random.default_rng(seed)
+    patterns = rng.normal(size=(rank, side * side * 3))
+    weights = rng.normal(size=(count, rank)) * np.geomspace(40, 5, rank)
+    pixels = 128 + weights @ patterns + rng.normal(scale=2, size=(count, side * side * 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8).reshape(count, side, side, 3)
+
+
+def test_streamed_pca_matches_scikit_learns_components():
+    from sklearn.decomposition import PCA
+
+    images = low_rank_images()
+    ours = streamed_pca(images, components=10, chunk=256)
+    exact = PCA(n_components=10, svd_solver="full").fit_transform(pixel_features(images))
+    assert ours.shape == (3000, 10) and ours.dtype == np.float32
+    for component in range(8):  # the structured directions, each up to its sign
+        correlation = np.corrcoef(ours[:, component], exact[:, component])[0, 1]
+        assert abs(correlation) > 0.999, (component, correlation)
+    np.testing.assert_allclose(ours.var(axis=0)[:8], exact.var(axis=0)[:8], rtol=1e-3)
+
+
+def test_pixel_features_switch_to_pca_only_beyond_the_memory_limit(caplog):
+    images = low_rank_images(count=500)
+    small = pixel_features(images, "auto", components=20, max_gib=1.0)
+    assert small.shape == (500, 12 * 12 * 3)
+    with caplog.at_level("INFO"):
+        reduced = pixel_features(images, "auto", components=20, max_gib=1e-4)
+    assert reduced.shape == (500, 20) and "principal components instead" in caplog.text
+    with pytest.raises(UserFacingError, match="pixel_reduction"):
+        pixel_features(images, "umap")
 
 
 def test_resnet_from_a_local_weights_file_gives_avgpool_features(tmp_path):

@@ -28,9 +28,83 @@ class WeightsUnavailableError(UserFacingError):
     """ImageNet weights are neither given, cached nor downloadable."""
 
 
-def pixel_features(images: np.ndarray) -> np.ndarray:
-    """Each uint8 image flattened to one float vector in [0, 1]."""
-    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+PIXEL_REDUCTIONS = ("auto", "none", "pca")
+
+
+def pixel_features(
+    images: np.ndarray,
+    reduction: str = "none",
+    components: int = 50,
+    max_gib: float = 2.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """What the pixel t-SNE sees: each uint8 image flattened to a float vector in [0, 1]
+    (``reduction="none"``), or its first ``components`` principal components computed in
+    chunks straight from the uint8 images (``"pca"``). ``"auto"`` takes the pixels when their
+    float32 matrix fits in ``max_gib`` and PCA otherwise (PCam's pixels would take 36 GB)."""
+    if reduction not in PIXEL_REDUCTIONS:
+        raise UserFacingError(
+            f"method.pixel_reduction={reduction!r} is not one of {', '.join(PIXEL_REDUCTIONS)}."
+        )
+    gib = images[:1].size * len(images) * 4 / 2**30
+    if reduction == "auto":
+        reduction = "none" if gib <= max_gib else "pca"
+        if reduction == "pca":
+            log.info(
+                "The pixels of %d images would take %.1f GiB as float32 (method.max_pixel_gib="
+                "%.1f): t-SNE sees their first %d principal components instead "
+                "(method.pixel_reduction=none forces the raw pixels)",
+                len(images),
+                gib,
+                max_gib,
+                components,
+            )
+    if reduction == "none":
+        return images.reshape(len(images), -1).astype(np.float32) / 255.0
+    return streamed_pca(images, components, seed=seed)
+
+
+@torch.no_grad()
+def streamed_pca(
+    images: np.ndarray,
+    components: int = 50,
+    oversampling: int = 10,
+    power_iterations: int = 2,
+    chunk: int = 2048,
+    seed: int = 0,
+) -> np.ndarray:
+    """The first ``components`` principal components of the flattened images (pixels in
+    [0, 1], centred), by randomised SVD (Halko, Martinsson & Tropp 2011, algorithms 4.4 and
+    5.1) with every product taken over ``chunk`` images at a time. Memory stays at a few
+    (pixels x (components + oversampling)) matrices, never (images x pixels); the images are
+    read ``5 + 2 * power_iterations`` times, which memory-mapped data allows."""
+    count, width = len(images), images[:1].size
+    rank = min(components + oversampling, count, width)
+    generator = torch.Generator().manual_seed(seed)
+
+    def rows(start: int) -> torch.Tensor:
+        block = torch.from_numpy(np.ascontiguousarray(images[start : start + chunk]))
+        return block.reshape(len(block), -1).float() / 255.0
+
+    starts = range(0, count, chunk)
+    mean = sum(rows(start).double().sum(dim=0) for start in starts) / count
+    mean = mean.float()
+
+    def times(matrix: torch.Tensor) -> torch.Tensor:  # (centred pixels) @ matrix, (N, r)
+        return torch.cat([(rows(start) - mean) @ matrix for start in starts])
+
+    def transposed_times(matrix: torch.Tensor) -> torch.Tensor:  # (centred pixels)^T @ matrix
+        total = torch.zeros(width, matrix.shape[1])
+        for start in starts:
+            total += (rows(start) - mean).T @ matrix[start : start + chunk]
+        return total
+
+    basis = torch.linalg.qr(times(torch.randn(width, rank, generator=generator))).Q
+    for _ in range(power_iterations):
+        basis = torch.linalg.qr(times(torch.linalg.qr(transposed_times(basis)).Q)).Q
+    small = transposed_times(basis).T  # (r, pixels): the data seen through the basis
+    _, _, directions = torch.linalg.svd(small, full_matrices=False)
+    return times(directions[:components].T).numpy()
 
 
 def imagenet_weights_file(architecture: str) -> tuple[str, Path]:
@@ -112,6 +186,9 @@ class TSNEBaseline:
         image_size: int = 224,
         feature_batch_size: int = 128,
         map_options: dict | None = None,
+        pixel_reduction: str = "auto",
+        pca_components: int = 50,
+        max_pixel_gib: float = 2.0,
     ) -> None:
         if features not in FEATURES:
             raise UserFacingError(
@@ -123,10 +200,15 @@ class TSNEBaseline:
         self.image_size = image_size
         self.feature_batch_size = feature_batch_size
         self.map_options = dict(map_options or {})
+        self.pixel_reduction = pixel_reduction
+        self.pca_components = pca_components
+        self.max_pixel_gib = max_pixel_gib
 
     def extract(self, images: np.ndarray) -> np.ndarray:
         if self.features == "pixels":
-            return pixel_features(images)
+            return pixel_features(
+                images, self.pixel_reduction, self.pca_components, self.max_pixel_gib, self.seed
+            )
         model = load_imagenet_resnet(self.features, self.weights)
         if torch.cuda.is_available():
             model = model.cuda()

@@ -112,6 +112,9 @@ def build_baseline(cfg: DictConfig) -> TSNEBaseline:
         image_size=method.image_size,
         feature_batch_size=method.feature_batch_size,
         map_options=OmegaConf.to_container(method.map, resolve=True),
+        pixel_reduction=method.pixel_reduction,
+        pca_components=method.pca_components,
+        max_pixel_gib=method.max_pixel_gib,
     )
 
 
