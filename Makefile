@@ -9,7 +9,7 @@ SEEDS ?= 3
 DATASETS ?=
 TABLE_ARGS = --budget $(BUDGET) --seeds $(SEEDS) $(if $(DATASETS),--datasets $(DATASETS))
 
-.PHONY: help install browser demo explore figures bench test test-all lint format clean table1 table2 table3 tables
+.PHONY: help install browser demo explore figures bench scale test test-all lint format clean table1 table2 table3 tables
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ $(REFERENCE_VENV)/.installed:
 
 bench: install $(REFERENCE_VENV)/.installed  ## time a phase-1 epoch: medmap vs model alone vs tsimcne 0.3.12 (outputs/bench/)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+scale: install  ## full-size PCam-format files (synthetic), every stage timed: results/scale-cpu.md (hours on 2 cores)
+	$(BIN)/python scripts/scale.py $(SCALE_ARGS)
+	cp outputs/scale/scale.md results/scale-cpu.md && cp outputs/scale/scale.json results/scale-cpu.json
 
 # Debian's chromium + chromedriver for the explorer's browser tests (skipped where absent).
 APT := $(if $(filter 0,$(shell id -u)),apt-get,sudo -n apt-get)

@@ -1,0 +1,30 @@
+"""``make scale``'s script on a tiny PCam-format collection: every stage runs and is recorded."""
+
+import json
+import subprocess
+import sys
+
+import h5py
+import pytest
+
+from conftest import REPO
+
+
+@pytest.mark.slow
+def test_the_scale_benchmark_runs_every_stage_on_a_small_collection(tmp_path):
+    work = tmp_path / "scale"
+    done = subprocess.run(
+        [sys.executable, "scripts/scale.py", "--images", "600", "--train-subset", "300",
+         "--work", str(work)],
+        cwd=REPO, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with h5py.File(work / "pcam" / "camelyonpatch_level_2_split_train_x.h5") as handle:
+        assert handle["x"].shape == (480, 96, 96, 3)
+    record = json.loads((work / "scale.json").read_text())
+    assert [step["exit_code"] for step in record["steps"]] == [0] * 8
+    assert all(step["peak_rss_gib"] > 0 for step in record["steps"])
+    assert record["explorer_mb"] > 0 and record["cache_gib"] > 0
+    embedded = work / "runs" / "subset" / "embedding_new.npy"
+    assert embedded.is_file()
+    assert "| load warm + smoke run (512 images) |" in (work / "scale.md").read_text()
