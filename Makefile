@@ -9,7 +9,7 @@ SEEDS ?= 3
 DATASETS ?=
 TABLE_ARGS = --budget $(BUDGET) --seeds $(SEEDS) $(if $(DATASETS),--datasets $(DATASETS))
 
-.PHONY: help install browser demo explore figures bench scale test test-all lint format clean table1 table2 table3 tables
+.PHONY: help install browser demo explore figures bench scale gpu-check test test-all lint format clean table1 table2 table3 tables
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ bench: install $(REFERENCE_VENV)/.installed  ## time a phase-1 epoch: medmap vs 
 scale: install  ## full-size PCam-format files (synthetic), every stage timed: results/scale-cpu.md (hours on 2 cores)
 	$(BIN)/python scripts/scale.py $(SCALE_ARGS)
 	cp outputs/scale/scale.md results/scale-cpu.md && cp outputs/scale/scale.json results/scale-cpu.json
+
+gpu-check: install  ## on a borrowed H100/H200 (<= 9 min): bench at batch 1024, PCam-size step memory, a randrot/default pair -> results/gpu/
+	$(BIN)/python scripts/gpu_check.py $(GPU_CHECK_ARGS)
 
 # Debian's chromium + chromedriver for the explorer's browser tests (skipped where absent).
 APT := $(if $(filter 0,$(shell id -u)),apt-get,sudo -n apt-get)
