@@ -29,6 +29,7 @@ from medmap.devices import trainer_arguments
 from medmap.errors import TrainingStopped, UserFacingError
 from medmap.evaluation import class_scores
 from medmap.identity import run_identity, trains_a_network
+from medmap.memory import available_bytes, check_step_fits, measure_step_memory
 from medmap.methods import ContrastiveMapModule, build_phases
 from medmap.plotting import run_title
 from medmap.quality import find_problems, planted_scores
@@ -246,7 +247,13 @@ def train_network(
             ),
         ],
     )
-    images = resident_images(collection.images, trainer.strategy.root_device, cfg.data_on_device)
+    device = trainer.strategy.root_device
+    step = measure_step_memory(module, collection.image_size)
+    free = available_bytes(device, cfg.memory_limit_gib)
+    share = batch_size // trainer.world_size  # images per process and step
+    check_step_fits(step, share, collection.image_size, device, free)
+    spare = free - step.step_bytes(share)
+    images = resident_images(collection.images, device, cfg.data_on_device, spare)
     try:
         loader = training_loader(
             images, batch_size, cfg.seed, trainer.world_size, trainer.global_rank

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+log = logging.getLogger(__name__)
 
 
 class ImageTensor(Dataset):
@@ -55,15 +59,25 @@ class SeededBatchSampler(Sampler[list[int]]):
             yield order[start : start + self.share].tolist()
 
 
-def resident_images(images: np.ndarray, device: torch.device, on_device: bool) -> torch.Tensor:
-    """The uint8 images as a tensor, moved to a GPU once when ``on_device`` and they take
-    under a quarter of its free memory: batches are then cut on the GPU and no step waits
-    for a host-to-device copy. On the CPU (or when too big) they stay in host memory."""
+def resident_images(
+    images: np.ndarray, device: torch.device, on_device: bool, spare_bytes: float | None = None
+) -> torch.Tensor:
+    """The uint8 images as a tensor, moved to a GPU once when ``on_device`` and they fit in
+    ``spare_bytes`` (the free GPU memory a training step leaves; default: a quarter of the
+    free memory): batches are then cut on the GPU and no step waits for a host-to-device
+    copy. On the CPU (or when too big) they stay in host memory (memory-mapped when cached)."""
     tensor = torch.from_numpy(images)
     if on_device and device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        if tensor.nbytes < free / 4:
+        if spare_bytes is None:
+            spare_bytes = torch.cuda.mem_get_info(device)[0] / 4
+        if tensor.nbytes < 0.9 * spare_bytes:
             return tensor.to(device)
+        log.info(
+            "The images (%.1f GiB) and a training step do not fit on %s together: they stay "
+            "in host memory and each batch is copied over",
+            tensor.nbytes / 2**30,
+            device,
+        )
     return tensor
 
 
