@@ -365,3 +365,32 @@ def test_explore_py_on_a_real_run_writes_one_offline_page_naming_the_images(tmp_
                              cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert missing.returncode == 1 and "holds no embedding.npy" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+@pytest.mark.slow
+def test_a_pcam_size_page_of_327680_points_is_usable_within_10_seconds(browser, tmp_path):
+    """PCam's 327,680 points with 32-pixel thumbnails (several atlas sheets) and both
+    neighbour tables: the page is ready within 10 s and hovering a chosen point shows its id."""
+    from medmap.explorer import write_explorer
+
+    count = 327_680
+    rng = np.random.default_rng(0)
+    embedding = rng.normal(size=(count, 2)) * 30
+    tones = rng.integers(0, 256, (count, 3), dtype=np.uint8)
+    images = np.broadcast_to(tones[:, None, None, :], (count, 32, 32, 3))
+    ids = [f"train/{i}" for i in range(count)]
+    neighbours = rng.integers(0, count, (count, 15)).astype(np.int32)
+    page = write_explorer(tmp_path / "pcam.html", embedding, images, ids,
+                          labels=np.arange(count) % 2, class_names=["normal", "tumour"],
+                          feature_neighbours=neighbours)  # fmt: skip
+    size_mb = page.stat().st_size / 1e6
+    print(f"327,680-point page: {size_mb:.0f} MB")
+    started = time.perf_counter()
+    canvas = open_page(browser, page)
+    seconds = time.perf_counter() - started
+    print(f"ready after {seconds:.1f} s")
+    assert seconds <= 10
+    chosen = int(np.argmin(np.abs(embedding - embedding.mean(axis=0)).sum(axis=1)))
+    move_to_point(browser, canvas, chosen)
+    assert browser.execute_script("return window.explorer.hovered") == chosen
+    assert browser.find_element("id", "tooltipId").text == ids[chosen]
