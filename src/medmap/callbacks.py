@@ -85,12 +85,15 @@ class MapSnapshots(pl.Callback):
             return
         epoch = trainer.current_epoch
         due = self.every_n_epochs > 0 and (epoch + 1) % self.every_n_epochs == 0
-        if module.head.out_features != 2 or not (due or ends_a_phase(module, epoch)):
+        if not (due or ends_a_phase(module, epoch)):
+            return
+        embedding = module.snapshot_map(self.images)
+        if embedding is None:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"map_epoch{epoch + 1:04d}.png"
         title = f"epoch {epoch + 1}/{module.total_epochs} (phase {module.phase_index + 1})"
-        plot_map(module.project(self.images), self.labels, self.class_names, path, title)
+        plot_map(embedding, self.labels, self.class_names, path, title)
         if self.send_to_logger and isinstance(trainer.logger, pl.loggers.WandbLogger):
             trainer.logger.log_image("map/snapshot", [str(path)], step=trainer.global_step)
 

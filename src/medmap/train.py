@@ -99,6 +99,7 @@ def build_module(cfg: DictConfig, collection: ImageCollection, batch_size: int):
             map_options=OmegaConf.to_container(method.map, resolve=True)
             if "map" in method
             else None,
+            **({"anneal": OmegaConf.to_container(method.anneal)} if "anneal" in method else {}),
         )
     except ValueError as error:  # out-of-range settings in method, model, loss or aug
         raise UserFacingError(f"Invalid configuration: {error}") from error

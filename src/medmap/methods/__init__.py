@@ -3,6 +3,14 @@
 from medmap.methods.base import ContrastiveMapModule
 from medmap.methods.schedule import Phase, build_phases
 from medmap.methods.simclr import SimCLR, tsne_map
-from medmap.methods.tsimcne import TSimCNE
+from medmap.methods.tsimcne import AnnealedTSimCNE, TSimCNE
 
-__all__ = ["ContrastiveMapModule", "Phase", "SimCLR", "TSimCNE", "build_phases", "tsne_map"]
+__all__ = [
+    "AnnealedTSimCNE",
+    "ContrastiveMapModule",
+    "Phase",
+    "SimCLR",
+    "TSimCNE",
+    "build_phases",
+    "tsne_map",
+]

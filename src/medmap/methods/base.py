@@ -121,7 +121,7 @@ class ContrastiveMapModule(pl.LightningModule):
         generator.manual_seed(self.hparams.seed * 1_000_003 + self.global_step + rank_offset)
         view_a = self.augmenter(batch, generator)
         view_b = self.augmenter(batch, generator)
-        outputs = self(torch.cat((view_a, view_b)))
+        outputs = self.loss_inputs(self(torch.cat((view_a, view_b))))
         loss = self.loss_fn(*outputs.chunk(2))
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -190,6 +190,15 @@ class ContrastiveMapModule(pl.LightningModule):
     def project(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """The network's output (the head of the current phase) for un-augmented images."""
         return self._map_batches(images, self, batch_size)
+
+    def loss_inputs(self, outputs: torch.Tensor) -> torch.Tensor:
+        """What of the network's output the loss compares (all of it; an annealed schedule
+        takes fewer dimensions as training goes on)."""
+        return outputs
+
+    def snapshot_map(self, images: np.ndarray) -> np.ndarray | None:
+        """The 2-D map of ``images`` at this point of training; None while there is none."""
+        return self.project(images) if self.head.out_features == 2 else None
 
     def embed_map(self, images: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """The final 2-D map of ``images`` (N, 2) float32; ``features`` are their

@@ -86,3 +86,37 @@ def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int) -> floa
     decay_steps = max(1, total_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / decay_steps)
     return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+ANNEAL_SHAPES = ("cos", "linear", "piecewise-linear", "piecewise-cos")
+
+
+def annealed_dims(shape: str, epochs: int, start: int = 128, end: int = 2) -> list[int]:
+    """How many output dimensions the loss sees in each epoch when they are annealed from
+    ``start`` to ``end`` (the one-phase schedule of the authors' tsimcne 0.4.24, whose own
+    ``fit`` fails): ``cos`` falls along a half cosine over all epochs; ``linear`` straight;
+    ``piecewise-linear`` and ``piecewise-cos`` hold ``start`` for 2/3 of the epochs, fall over
+    the next 1/8 and hold ``end`` for the rest. Every shape ends at ``end``."""
+    if shape not in ANNEAL_SHAPES:
+        raise ValueError(f"method.anneal.shape must be one of {ANNEAL_SHAPES}, got {shape!r}")
+    if not 1 <= end <= start:
+        raise ValueError(f"method.anneal needs 1 <= to_dim <= out_dim, got {end} and {start}")
+
+    def cosine_fall(count: int) -> list[int]:  # count values, the last one exactly `end`
+        return [
+            math.floor(end + 0.5 * (start + 1 - end) * (1 + math.cos(math.pi * e / count)))
+            for e in range(1, count + 1)
+        ]
+
+    if shape == "cos":
+        dims = cosine_fall(epochs)
+    elif shape == "linear":
+        dims = [math.floor(start + (end - start) * e / max(1, epochs - 1)) for e in range(epochs)]
+    else:
+        held, falling = epochs * 2 // 3, epochs // 8
+        if shape == "piecewise-linear":
+            fall = [math.floor(start + (end - start) * e / falling) for e in range(falling)]
+        else:
+            fall = cosine_fall(falling)
+        dims = [start] * held + fall + [end] * (epochs - held - falling)
+    return [min(start, max(end, dim)) for dim in dims]
