@@ -82,7 +82,7 @@ def test_a_cluster_stop_saves_exits_non_zero_and_the_same_command_resumes(tmp_pa
     assert process.returncode == 143
     assert "Traceback" not in stdout + stderr
     log = (run / "train.log").read_text()
-    assert "Stopped by signal" in log and "to resume automatically" in log
+    assert "Stopped by signal" in log and f"hydra.run.dir={run} to resume" in log
     saved = load_checkpoint(run / "checkpoints" / "interrupted.ckpt")
     assert 2 <= saved["epoch"] < 10
     assert "stopped by a signal" in json.loads((run / "failed.json").read_text())["error"]

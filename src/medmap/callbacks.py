@@ -155,15 +155,14 @@ class SaveOnStop(pl.Callback):
         trainer.save_checkpoint(path, weights_only=False)
         what = "Interrupted" if isinstance(exception, KeyboardInterrupt) else "Stopped by signal"
         log.error(
-            "%s at epoch %d, step %d: saved %s. Run the same command with the same run "
-            "directory (hydra.run.dir=%s) to resume automatically from the newest checkpoint; "
-            "or resume with ckpt_path=%s (the partial epoch) or ckpt_path=%s (the end of the "
-            "last full epoch).",
+            "%s at epoch %d, step %d: saved %s. Resume with ckpt_path=%s (the partial epoch) "
+            "or ckpt_path=%s (the end of the last full epoch), or run the same command with "
+            "hydra.run.dir=%s to resume from its newest checkpoint automatically.",
             what,
             trainer.current_epoch + 1,
             trainer.global_step,
             path,
-            self.checkpoint_dir.parent,
             path,
             self.checkpoint_dir / "last.ckpt",
+            self.checkpoint_dir.parent,
         )
