@@ -110,6 +110,13 @@ def main() -> None:
         shutil.rmtree(data, ignore_errors=True)
         writer = [python, __file__, "--write-only", str(data), "--images", str(args.images)]
         results.append(measure("write PCam-format files", writer, environment, log))
+    load = [python, "-c", LOAD, str(work), "dataset=pcam", f"dataset.root={data}"]
+    for name in ("cold", "warm"):  # the loader alone on all images, timed inside
+        step = f"load {name}: all {args.images} images (loader only)"
+        results.append(measure(step, [*load, name], environment, log))
+        timed = json.loads((work / f"load-{name}.json").read_text())
+        results[-1]["load_seconds"] = timed["seconds"]
+    shutil.rmtree(cache)  # the first smoke run decodes again, as a researcher's first run would
     steps = {
         "load cold + smoke run (512 images)": [
             python, "train.py", *dataset, "experiment=smoke", f"hydra.run.dir={runs / 'cold'}"],
@@ -146,15 +153,31 @@ def main() -> None:
         "steps": results,
     }
     (work / "scale.json").write_text(json.dumps(record, indent=2) + "\n")
-    rows = [f"| {r['step']} | {r['seconds']:.1f} | {r['peak_rss_gib']:.2f} |" for r in results]
+    rows = [f"| {r['step']} | {r['seconds']:.1f} | {r.get('load_seconds', '')} | "
+            f"{r['peak_rss_gib']:.2f} |" for r in results]  # fmt: skip
     (work / "scale.md").write_text(
         f"# Scale: {args.images:,} PCam-format images (synthetic pixels)\n\n"
         f"Machine: {record['machine']}. Decoded-image cache: {record['cache_gib']} GiB. "
         f"Explorer page: {record['explorer_mb']} MB.\n\n"
-        "| step | wall s | peak RSS GiB |\n|---|---|---|\n" + "\n".join(rows) + "\n"
+        "| step | wall s | load s | peak RSS GiB |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
     print((work / "scale.md").read_text())
 
+
+LOAD = """
+import json, sys, time
+from pathlib import Path
+from medmap.api import compose_config
+from medmap.data import load_dataset
+work, overrides, name = Path(sys.argv[1]), sys.argv[2:-1], sys.argv[-1]
+cfg = compose_config(overrides, work)
+started = time.perf_counter()
+collection = load_dataset(cfg.dataset, cfg.seed)
+seconds = round(time.perf_counter() - started, 2)
+print("load", name, collection.describe(), seconds, "s", flush=True)
+record = {"seconds": seconds, "images": len(collection.images)}
+(work / f"load-{name}.json").write_text(json.dumps(record))
+"""
 
 EVALUATE = """
 import sys, time, numpy as np

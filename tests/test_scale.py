@@ -22,9 +22,11 @@ def test_the_scale_benchmark_runs_every_stage_on_a_small_collection(tmp_path):
     with h5py.File(work / "pcam" / "camelyonpatch_level_2_split_train_x.h5") as handle:
         assert handle["x"].shape == (480, 96, 96, 3)
     record = json.loads((work / "scale.json").read_text())
-    assert [step["exit_code"] for step in record["steps"]] == [0] * 8
+    assert [step["exit_code"] for step in record["steps"]] == [0] * 10
     assert all(step["peak_rss_gib"] > 0 for step in record["steps"])
     assert record["explorer_mb"] > 0 and record["cache_gib"] > 0
     embedded = work / "runs" / "subset" / "embedding_new.npy"
     assert embedded.is_file()
+    warm = next(step for step in record["steps"] if step["step"].startswith("load warm"))
+    assert 0 < warm["load_seconds"] < warm["seconds"]
     assert "| load warm + smoke run (512 images) |" in (work / "scale.md").read_text()
