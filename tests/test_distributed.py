@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from conftest import cli, require_data
-from medmap.data.loading import SeededBatchSampler
+from medmap.data.loading import SeededBatchSampler, batches_per_epoch
 from medmap.losses import cauchy_log_similarity, info_nce_loss, make_loss
 
 WORLD = 2
@@ -103,12 +103,26 @@ def test_two_process_loss_and_gradients_equal_the_single_process_ones():
 def test_ddp_sampler_slices_add_up_to_the_single_process_batches():
     single = list(SeededBatchSampler(103, 8, seed=3))
     ranks = [SeededBatchSampler(103, 8, seed=3, num_replicas=2, rank=r) for r in range(2)]
-    assert all(len(sampler) == len(single) == 12 for sampler in ranks)
-    for batch, (first, second) in zip(single, zip(*ranks)):
+    assert all(len(sampler) == len(single) == 13 for sampler in ranks)  # 12 x 8, then 7
+    assert sorted(sum(single, [])) == list(range(103))  # every image once an epoch
+    for batch, (first, second) in zip(single[:-1], zip(*ranks)):
         assert len(first) == len(second) == 4
         assert first + second == batch  # rank 0 then rank 1: the global batch, in order
+    # The last 7 images split 4 + 4: padded with the epoch's first image, as DistributedSampler.
+    first, second = (list(sampler)[-1] for sampler in ranks)
+    assert len(first) == len(second) == 4
+    assert first + second == single[-1] + single[0][:1]
     with pytest.raises(ValueError, match="divisible by the number of training processes"):
         SeededBatchSampler(100, 7, seed=0, num_replicas=2, rank=0)
+
+
+def test_drop_last_keeps_full_batches_only_and_a_lone_last_image_is_dropped():
+    kept = list(SeededBatchSampler(103, 8, seed=3, drop_last=True))
+    assert len(kept) == 12 and {len(batch) for batch in kept} == {8}
+    assert kept == list(SeededBatchSampler(103, 8, seed=3))[:12]  # the same order otherwise
+    assert batches_per_epoch(103, 8, drop_last=False) == 13
+    assert batches_per_epoch(97, 8, drop_last=False) == 12  # 12 x 8 and 1: no negatives
+    assert batches_per_epoch(96, 8, drop_last=False) == 12
 
 
 def test_lightning_ddp_run_on_two_cpu_processes_writes_one_finished_run(tmp_path):

@@ -67,8 +67,9 @@ def test_three_phase_tsimcne_on_real_data(make_config, tmp_path):
         )
         assert saved["phase_index"] == phase - 1 and saved["epoch"] == epoch
     assert not (run / "checkpoints/phase3_end.ckpt").exists()  # that one is last.ckpt
-    steps_per_epoch = 600 // 64
+    steps_per_epoch = 10  # 9 batches of 64 and the last 24 images (drop_last=false)
     assert checkpoint["global_step"] == 5 * steps_per_epoch
+    assert metrics["steps_per_epoch"] == steps_per_epoch
     logged = (run / "csv" / "metrics.csv").read_text().splitlines()
     assert "train/loss_step" in logged[0] and "train/lr" in logged[0]
     assert "map/silhouette" in logged[0]

@@ -84,7 +84,8 @@ def time_pipeline(cfg: DictConfig, collection: ImageCollection, module) -> dict[
         callbacks=[timer],
     )
     images = resident_images(collection.images, trainer.strategy.root_device, cfg.data_on_device)
-    trainer.fit(module, training_loader(images, cfg.method.batch_size, cfg.seed))
+    # Full batches only: the same steps as the model-alone bound below.
+    trainer.fit(module, training_loader(images, cfg.method.batch_size, cfg.seed, drop_last=True))
     first_epoch = round(timer.seconds[0], 3)
     return _part(timer.images[-1], timer.seconds[-1], trainer.strategy.root_device,
                  first_epoch_seconds=first_epoch)  # fmt: skip

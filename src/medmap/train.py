@@ -24,7 +24,7 @@ from medmap.callbacks import MapSnapshots, PhaseSchedule, RunRecord, SaveOnStop
 from medmap.checkpoints import AtomicCheckpointIO, load_checkpoint, newest_checkpoint
 from medmap.console import quiet_library_noise
 from medmap.data import ImageCollection, load_dataset, mean_border_colour, stratified_subset
-from medmap.data.loading import resident_images, training_loader
+from medmap.data.loading import batches_per_epoch, resident_images, training_loader
 from medmap.devices import trainer_arguments
 from medmap.errors import TrainingStopped, UserFacingError
 from medmap.evaluation import class_scores
@@ -91,7 +91,7 @@ def build_module(cfg: DictConfig, collection: ImageCollection, batch_size: int):
             weight_decay=method.weight_decay,
             augmentation=OmegaConf.to_container(cfg.aug, resolve=True),
             fill_colour=mean_border_colour(collection.images).tolist(),
-            steps_per_epoch=len(collection) // batch_size,
+            steps_per_epoch=batches_per_epoch(len(collection), batch_size, cfg.drop_last),
             seed=cfg.seed,
             channels_last=cfg.model.channels_last,
             compile_backbone=cfg.model.compile,
@@ -218,7 +218,7 @@ def train_network(
     quiet_library_noise()
     arguments = trainer_arguments(cfg.trainer)
     # Log at least once per epoch on small collections (and without Lightning's warning).
-    steps_per_epoch = len(collection) // batch_size
+    steps_per_epoch = module.hparams.steps_per_epoch
     arguments["log_every_n_steps"] = max(1, min(arguments["log_every_n_steps"], steps_per_epoch))
     trainer = pl.Trainer(
         **arguments,
@@ -257,7 +257,7 @@ def train_network(
     images = resident_images(collection.images, device, cfg.data_on_device, spare)
     try:
         loader = training_loader(
-            images, batch_size, cfg.seed, trainer.world_size, trainer.global_rank
+            images, batch_size, cfg.seed, trainer.world_size, trainer.global_rank, cfg.drop_last
         )
     except ValueError as error:
         raise UserFacingError(str(error)) from error
@@ -285,6 +285,7 @@ def train_network(
         {
             "epochs": list(cfg.method.epochs),
             "batch_size": batch_size,
+            "steps_per_epoch": steps_per_epoch,  # with the last partial batch unless drop_last
             "width": cfg.model.width,
             "train_seconds": round(train_seconds, 2),
             "resumed_from": str(ckpt_path) if ckpt_path else None,

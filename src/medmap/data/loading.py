@@ -25,16 +25,31 @@ class ImageTensor(Dataset):
         return self.images[torch.as_tensor(indices, device=self.images.device)]
 
 
+def batches_per_epoch(size: int, batch_size: int, drop_last: bool) -> int:
+    """Full batches of ``batch_size``, plus the last partial one unless ``drop_last`` (the
+    reference's DataLoader keeps it) or it holds a single image (no negatives)."""
+    full, rest = divmod(size, batch_size)
+    return full + int(not drop_last and rest >= 2)
+
+
 class SeededBatchSampler(Sampler[list[int]]):
-    """Shuffled full batches whose order depends only on (seed, epoch), so a resumed run sees
-    the batches the uninterrupted run would have seen. Lightning calls ``set_epoch``.
+    """Shuffled batches whose order depends only on (seed, epoch), so a resumed run sees the
+    batches the uninterrupted run would have seen. Lightning calls ``set_epoch``.
 
     Under DDP each of the ``num_replicas`` processes takes its ``rank``'s slice of every
     global batch of ``batch_size`` images: the processes together see exactly the batches one
-    process would, and the loss gathers the slices back into the global batch's negatives."""
+    process would, and the loss gathers the slices back into the global batch's negatives.
+    A last partial batch that does not split evenly is filled up with the epoch's first
+    images, as torch's DistributedSampler pads."""
 
     def __init__(
-        self, size: int, batch_size: int, seed: int, num_replicas: int = 1, rank: int = 0
+        self,
+        size: int,
+        batch_size: int,
+        seed: int,
+        num_replicas: int = 1,
+        rank: int = 0,
+        drop_last: bool = False,
     ) -> None:
         if batch_size % num_replicas:
             raise ValueError(
@@ -42,21 +57,23 @@ class SeededBatchSampler(Sampler[list[int]]):
                 f"processes ({num_replicas})"
             )
         self.size, self.batch_size, self.seed, self.epoch = size, batch_size, seed, 0
-        self.share = batch_size // num_replicas
-        self.rank = rank
+        self.num_replicas, self.rank, self.drop_last = num_replicas, rank, drop_last
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.size // self.batch_size
+        return batches_per_epoch(self.size, self.batch_size, self.drop_last)
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
         order = torch.randperm(self.size, generator=generator)
+        order = torch.cat([order, order[: -self.size % self.num_replicas]])  # DDP padding
         for batch in range(len(self)):
-            start = batch * self.batch_size + self.rank * self.share
-            yield order[start : start + self.share].tolist()
+            first = batch * self.batch_size
+            share = -(-min(self.batch_size, self.size - first) // self.num_replicas)
+            start = first + self.rank * share
+            yield order[start : start + share].tolist()
 
 
 def resident_images(
@@ -82,13 +99,18 @@ def resident_images(
 
 
 def training_loader(
-    images: torch.Tensor, batch_size: int, seed: int, num_replicas: int = 1, rank: int = 0
+    images: torch.Tensor,
+    batch_size: int,
+    seed: int,
+    num_replicas: int = 1,
+    rank: int = 0,
+    drop_last: bool = False,
 ) -> DataLoader:
     """Batches of uint8 images for the Trainer (its own distributed sampler must be off:
     ``use_distributed_sampler=False``; the sampler splits global batches itself)."""
     return DataLoader(
         ImageTensor(images),
-        sampler=SeededBatchSampler(len(images), batch_size, seed, num_replicas, rank),
+        sampler=SeededBatchSampler(len(images), batch_size, seed, num_replicas, rank, drop_last),
         batch_size=None,
         num_workers=0,
     )
