@@ -233,7 +233,7 @@ def test_demo_with_label_noise_and_duplicates_finds_them(tmp_path):
     >= 0.97 and precision at k >= 0.70; 100 planted copies found with recall >= 0.95 at
     precision >= 0.9. (The length of a demo run: minutes to over an hour, by CPU.)"""
     require_data("medmnist", "bloodmnist.npz")
-    result = cli("experiment=demo", "dataset.inject.label_noise=0.05",
+    result = cli("experiment=demo", "time_budget_minutes=null", "dataset.inject.label_noise=0.05",
                  "dataset.inject.duplicates=100", f"hydra.run.dir={tmp_path}",
                  timeout=3 * 3600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

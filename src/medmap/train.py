@@ -34,6 +34,7 @@ from medmap.methods import ContrastiveMapModule, build_phases
 from medmap.plotting import run_title
 from medmap.quality import find_problems, planted_scores
 from medmap.run_files import run_metrics, save_run_outputs, write_failure_record
+from medmap.time_budget import fit_to_time_budget
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +209,15 @@ def train_network(
     backbone features of the images and what the run used (map and features are None on DDP
     ranks other than 0)."""
     batch_size = effective_batch_size(cfg.method.batch_size, len(collection))
+    steps_per_epoch = batches_per_epoch(len(collection), batch_size, cfg.drop_last)
+    time_budget = fit_to_time_budget(
+        cfg,
+        lambda: build_module(cfg, collection, batch_size),
+        collection.images,
+        batch_size,
+        steps_per_epoch,
+        output_dir,
+    )
     module = build_module(cfg, collection, batch_size)
     identity = checkpoint_identity(cfg, collection)
     ckpt_path = resume_from(cfg, output_dir)
@@ -218,7 +228,6 @@ def train_network(
     quiet_library_noise()
     arguments = trainer_arguments(cfg.trainer)
     # Log at least once per epoch on small collections (and without Lightning's warning).
-    steps_per_epoch = module.hparams.steps_per_epoch
     arguments["log_every_n_steps"] = max(1, min(arguments["log_every_n_steps"], steps_per_epoch))
     trainer = pl.Trainer(
         **arguments,
@@ -286,6 +295,7 @@ def train_network(
             "epochs": list(cfg.method.epochs),
             "batch_size": batch_size,
             "steps_per_epoch": steps_per_epoch,  # with the last partial batch unless drop_last
+            "time_budget": time_budget,
             "width": cfg.model.width,
             "train_seconds": round(train_seconds, 2),
             "resumed_from": str(ckpt_path) if ckpt_path else None,

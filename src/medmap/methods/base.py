@@ -119,10 +119,7 @@ class ContrastiveMapModule(pl.LightningModule):
         # ... and on the process: under DDP each rank draws its own views (rank 0 as alone)
         rank_offset = self.global_rank * 7_777_777
         generator.manual_seed(self.hparams.seed * 1_000_003 + self.global_step + rank_offset)
-        view_a = self.augmenter(batch, generator)
-        view_b = self.augmenter(batch, generator)
-        outputs = self.loss_inputs(self(torch.cat((view_a, view_b))))
-        loss = self.loss_fn(*outputs.chunk(2))
+        loss = self.contrastive_loss(batch, generator)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"The training loss became {loss.item()} at epoch {self.current_epoch}, step "
@@ -133,6 +130,13 @@ class ContrastiveMapModule(pl.LightningModule):
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
         self.log("train/phase", float(self.phase_index + 1), on_step=False, on_epoch=True)
         return loss
+
+    def contrastive_loss(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The loss of one uint8 batch: two augmented views of every image, contrasted."""
+        view_a = self.augmenter(batch, generator)
+        view_b = self.augmenter(batch, generator)
+        outputs = self.loss_inputs(self(torch.cat((view_a, view_b))))
+        return self.loss_fn(*outputs.chunk(2))
 
     def on_train_epoch_end(self) -> None:
         loss = self.trainer.callback_metrics.get("train/loss_epoch")
