@@ -109,19 +109,20 @@ def _build_entry(loader: Callable, arguments: dict[str, Any], entry: Path, name:
         collection = loader(**arguments, **extra)
         images = collection.images
         mapped = allocated[-1] if allocated else None
-        if (
+        in_place = (
             mapped is not None
             and images.shape == mapped.shape
             and np.may_share_memory(images, mapped)
-        ):
+        )
+        if in_place:
             mapped.flush()
-        else:  # the loader made its own array, or kept part of the allocated file
-            images = np.array(images) if mapped is not None else images
-            del mapped
-            allocated.clear()  # unmap before the file is written anew
+        elif mapped is not None:  # the loader kept only part of the allocated file: copy it
+            images = np.array(images)
+        del mapped
+        allocated.clear()  # unmap (before the file is written anew, when it is)
+        if not in_place:
             np.save(written, images)
         del images
-        allocated.clear()
         np.savez(
             partial / "arrays.npz",
             labels=collection.labels,
