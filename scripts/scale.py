@@ -87,7 +87,10 @@ def main() -> None:
     parser.add_argument("--keep-files", action="store_true", help="reuse existing h5 files")
     parser.add_argument("--write-only", type=Path, help=argparse.SUPPRESS)  # the first step
     parser.add_argument(
-        "--skip", nargs="*", default=[], help="steps to leave out, e.g. pixel-tsne explorer"
+        "--skip",
+        nargs="*",
+        default=[],
+        help="leave out the steps whose names hold these words, e.g. pixel explorer",
     )
     args = parser.parse_args()
     if args.write_only:
