@@ -11,7 +11,6 @@ writes outputs/tables/<table>.{md,csv,tex}; it never trains.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -41,9 +40,8 @@ def build(names: list[str], outputs: Path, budget: str | None) -> None:
 def run(name: str, outputs: Path, budget: str, datasets: str | None, seeds: int) -> None:
     spec = load_spec(name)
     chosen = datasets.split(",") if datasets else spec.columns
-    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     try:
-        commands = sweep_commands(spec, budget, chosen, seeds, outputs / "sweeps" / stamp)
+        commands = sweep_commands(spec, budget, chosen, seeds, outputs / "sweeps")
     except ValueError as error:
         sys.exit(str(error))
     for overrides in commands:

@@ -2,11 +2,13 @@
 
 import errno
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ import torch
 
 from conftest import REPO, cli, data_dir, require_data
 from medmap.checkpoints import AtomicCheckpointIO, load_checkpoint
+from medmap.train import run_train
 
 
 def wait_for(path, text, process, timeout=300):
@@ -207,3 +210,24 @@ def test_sigkill_anywhere_then_resume_matches_the_uninterrupted_run(tmp_path, ph
         np.load(run / "embedding.npy"), np.load(tmp_path / "reference" / "embedding.npy"),
         rtol=1e-3, atol=1e-2,
     )  # fmt: skip
+
+
+@pytest.mark.data
+def test_a_finished_run_started_again_in_its_directory_is_not_trained_again(make_config, caplog):
+    """A table sweep started again after a time limit skips the runs it had finished; any
+    changed setting trains afresh."""
+    require_data("medmnist", "bloodmnist.npz")
+    settings = ["experiment=smoke", "logger=none", "dataset.subset=128", "method.epochs=[1,1,1]"]
+    first = run_train(make_config(*settings))
+    run = Path(make_config(*settings).paths.output_dir)
+    written = (run / "metrics.json").stat().st_mtime_ns
+    assert len(first["config_digest"]) == 16
+    with caplog.at_level(logging.INFO, logger="medmap.train"):
+        again = run_train(make_config(*settings))
+    assert again == first and (run / "metrics.json").stat().st_mtime_ns == written
+    assert "already holds this run, finished" in caplog.text
+    # Another setting (here the duplicate threshold) is another run: its checkpoint is
+    # finished, so it is evaluated again and metrics.json rewritten.
+    changed = run_train(make_config(*settings, "quality.duplicate_threshold=0.3"))
+    assert changed["config_digest"] != first["config_digest"]
+    assert (run / "metrics.json").stat().st_mtime_ns != written

@@ -22,6 +22,8 @@ def quiet_library_noise() -> None:
     """Idempotent: safe to call before every Trainer."""
     # Lightning 2.6 builds torch's deprecated LeafSpec; nothing a user can change.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # A resumed run writes into its own checkpoint folder on purpose.
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     for name in ("lightning_utilities.core.rank_zero", "pytorch_lightning.utilities.rank_zero"):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:

@@ -3,11 +3,18 @@ run's config alone. Light on purpose (no training stack), so tables rebuild in a
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+# The settings that decide a run's results; where its files and data live does not.
+RESULT_SETTINGS = ("dataset", "aug", "loss", "method", "model", "seed", "budget", "drop_last",
+                   "time_budget_minutes", "evaluation", "quality")  # fmt: skip
+WHERE_DATA_LIVES = ("root", "cache_dir")
 
 
 def trains_a_network(cfg: DictConfig) -> bool:
@@ -28,6 +35,20 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "budget": cfg.budget,  # for baselines too: the budget's experiment also sets the subset
     }
+
+
+def config_digest(cfg: DictConfig) -> str:
+    """A short hash of the resolved settings that decide a run's results, so that a run
+    started again in the same directory can tell whether it would only repeat a finished one."""
+    settings = {
+        key: OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+        for key, value in ((key, cfg.get(key)) for key in RESULT_SETTINGS)
+    }
+    if isinstance(settings["dataset"], dict):
+        for key in WHERE_DATA_LIVES:
+            settings["dataset"].pop(key, None)
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def git_commit() -> str | None:

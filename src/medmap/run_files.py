@@ -125,6 +125,20 @@ def write_duplicates(path: Path, collection: ImageCollection, findings: Findings
     )
 
 
+def finished_run(cfg: DictConfig, output_dir: Path, digest: str) -> dict[str, Any] | None:
+    """The metrics of a run this directory already finished with the same settings (its
+    ``config_digest``), when ``auto_resume`` allows skipping it: a table sweep started again
+    after a time limit goes on with the runs it had not finished."""
+    path = output_dir / "metrics.json"
+    if cfg.ckpt_path or not cfg.auto_resume or not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return metrics if metrics.get("config_digest") == digest else None
+
+
 def run_metrics(
     cfg: DictConfig,
     collection: ImageCollection,

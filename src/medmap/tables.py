@@ -366,7 +366,10 @@ def sweep_commands(
     sweep_root: str | Path,
 ) -> list[list[str]]:
     """The ``train.py -m`` override lists that produce the table's runs: every sweep of the
-    spec over the datasets and seeds 0..seeds-1, at the budget's experiment preset."""
+    spec over the datasets and seeds 0..seeds-1, at the budget's experiment preset. Each run's
+    directory is named by its overrides under a sweep directory named by table, budget and
+    sweep, so the same command started again finds its runs: finished ones are skipped and
+    stopped ones resume (train.py's ``auto_resume``)."""
     unknown = sorted(set(datasets) - set(spec.columns))
     if unknown:
         raise ValueError(
@@ -384,6 +387,7 @@ def sweep_commands(
                 f"seed={','.join(str(seed) for seed in range(seeds))}",
                 *(f"{key}={value}" for key, value in sweep.items()),
                 f"hydra.sweep.dir={Path(sweep_root) / f'{spec.name}-{budget}-{number}'}",
+                "hydra.sweep.subdir=${hydra.job.override_dirname}",
             ]
         )
     return commands

@@ -28,12 +28,12 @@ from medmap.data.loading import batches_per_epoch, resident_images, training_loa
 from medmap.devices import trainer_arguments
 from medmap.errors import TrainingStopped, UserFacingError
 from medmap.evaluation import class_scores
-from medmap.identity import run_identity, trains_a_network
+from medmap.identity import config_digest, run_identity, trains_a_network
 from medmap.memory import available_bytes, check_step_fits, measure_step_memory
 from medmap.methods import ContrastiveMapModule, build_phases
 from medmap.plotting import run_title
 from medmap.quality import find_problems, planted_scores
-from medmap.run_files import run_metrics, save_run_outputs, write_failure_record
+from medmap.run_files import finished_run, run_metrics, save_run_outputs, write_failure_record
 from medmap.time_budget import fit_to_time_budget
 
 log = logging.getLogger(__name__)
@@ -325,6 +325,16 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     for problems in the data and save it all."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    digest = config_digest(cfg)  # before a time budget rewrites the epochs
+    finished = finished_run(cfg, output_dir, digest)
+    if finished is not None:
+        log.info(
+            "%s already holds this run, finished (metrics.json, same settings): not training "
+            "it again (auto_resume=false trains afresh). %s",
+            output_dir,
+            run_title(finished),
+        )
+        return finished
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     collection = load_dataset(cfg.dataset, cfg.seed)
     log.info("%s", collection.describe())
@@ -337,6 +347,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     else:
         embedding, features, details = embed_fixed_features(cfg, collection)
     step = details.pop("step")
+    details["config_digest"] = digest
     findings = find_problems(collection, embedding, features, **cfg.quality, seed=cfg.seed)
     scores = class_scores(
         collection,
