@@ -14,10 +14,13 @@ from medmap.train import run_train
 
 
 def test_scaled_schedule_keeps_proportions_one_epoch_each_and_warmup_before_the_end():
-    assert scaled_schedule([6, 3, 36], [1, 0, 2], 0.5) == ([3, 1, 18], [1, 0, 2])
-    assert scaled_schedule([6, 3, 36], [1, 0, 2], 0.12) == ([1, 1, 4], [0, 0, 2])
-    assert scaled_schedule([1000, 50, 450], [10, 0, 10], 0.01) == ([10, 1, 4], [9, 0, 3])
-    assert scaled_schedule([6, 3, 36], [1, 0, 2], 1.0) == ([6, 3, 36], [1, 0, 2])
+    assert scaled_schedule([6, 3, 36], [1, 0, 2], 22.5) == ([3, 1, 18], [1, 0, 2])
+    # 5.4 epochs: 1, 1, 4 would overshoot, so the longest phase gives one up
+    assert scaled_schedule([6, 3, 36], [1, 0, 2], 5.4) == ([1, 1, 3], [0, 0, 2])
+    assert scaled_schedule([1000, 50, 450], [10, 0, 10], 15) == ([10, 1, 4], [9, 0, 3])
+    assert scaled_schedule([6, 3, 36], [1, 0, 2], 45) == ([6, 3, 36], [1, 0, 2])
+    assert scaled_schedule([6, 3, 36], [1, 0, 2], 1e6) == ([6, 3, 36], [1, 0, 2])
+    assert scaled_schedule([6, 3, 36], [1, 0, 2], 0.01) == ([1, 1, 1], [0, 0, 0])
 
 
 def test_a_tiny_budget_shrinks_the_schedule_and_the_same_explicit_schedule_repeats_it(

@@ -54,11 +54,16 @@ def measure_step_seconds(module, images, batch_size: int, device: torch.device, 
 
 
 def scaled_schedule(
-    epochs: list[int], warmup_epochs: list[int], factor: float
+    epochs: list[int], warmup_epochs: list[int], affordable: float
 ) -> tuple[list[int], list[int]]:
-    """Every phase's epochs times ``factor`` (rounded down, at least 1); warm-up kept but
-    capped so each phase of 2+ epochs keeps at least one epoch after it."""
+    """Every phase's epochs scaled by one factor so that their sum fits in ``affordable``
+    epochs (rounded down, at least 1 each; the longest phase gives up more while one epoch
+    each still overshoots); warm-up kept but capped so each phase of 2+ epochs keeps an epoch
+    after it. Never more than the configured epochs."""
+    factor = min(1.0, affordable / sum(epochs))
     scaled = [max(1, math.floor(count * factor)) for count in epochs]
+    while sum(scaled) > affordable and max(scaled) > 1:
+        scaled[scaled.index(max(scaled))] -= 1
     warmups = [min(warm, max(0, count - 1)) for warm, count in zip(warmup_epochs, scaled)]
     return scaled, warmups
 
@@ -98,9 +103,11 @@ def fit_to_time_budget(
         with torch.random.fork_rng(devices=[]):
             step = measure_step_seconds(build_probe(), images, batch_size, device, bf16)
         planned = list(cfg.method.epochs)
-        projected = step * steps_per_epoch * sum(planned)
-        factor = min(1.0, minutes * 60 / projected)
-        epochs, warmups = scaled_schedule(planned, list(cfg.method.warmup_epochs), factor)
+        epoch_seconds = step * steps_per_epoch
+        projected = epoch_seconds * sum(planned)
+        epochs, warmups = scaled_schedule(
+            planned, list(cfg.method.warmup_epochs), minutes * 60 / epoch_seconds
+        )
         record = {
             "minutes": minutes,
             "step_seconds": round(step, 4),
@@ -109,10 +116,10 @@ def fit_to_time_budget(
             "configured_seconds": round(projected, 1),
             "epochs": epochs,
             "warmup_epochs": warmups,
-            "projected_seconds": round(step * steps_per_epoch * sum(epochs), 1),
+            "projected_seconds": round(epoch_seconds * sum(epochs), 1),
         }
         record_file.write_text(json.dumps(record, indent=2) + "\n")
-        if factor < 1:
+        if epochs != planned:
             log.info(
                 "Time budget %s min: the configured %d epochs %s would train for about %.0f min "
                 "here (%.3f s a step); training epochs %s instead (about %.0f min). Set "
