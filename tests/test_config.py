@@ -93,8 +93,8 @@ def test_budgets_set_epochs_and_batch_size_and_experiments_compose_with_any_data
     assert list(explicit.method.epochs) == [3, 1, 1]
     demo = compose_config(["experiment=demo"])
     assert demo.dataset.name == "bloodmnist" and demo.method.name == "tsimcne"
-    # the budget sets the rate too: 8x the paper's at the cpu budget, which the demo uses
-    assert demo.method.lr_per_256 == 0.24 and demo.budget == "cpu"
+    # the budget sets the rate too: 16x the paper's at the cpu budget, which the demo uses
+    assert demo.method.lr_per_256 == 0.48 and demo.budget == "cpu"
     # the demo is time-boxed; the tables' runs are not
     assert demo.time_budget_minutes == 12
     assert compose_config(["experiment=cpu"]).time_budget_minutes is None
