@@ -2,6 +2,7 @@
 researcher runs on them, each in its own process with its wall time and peak RSS.
 
     python scripts/scale.py [--images 327680] [--train-subset 20000] [--work outputs/scale]
+    python scripts/scale.py --resume     # go on after a stop (time limit, end of a session)
 
 The real PCam files cannot be downloaded here, so the pixels are synthetic (smooth class-
 dependent patterns plus noise) in the real files' layout: camelyonpatch_level_2_split_
@@ -85,6 +86,12 @@ def main() -> None:
     parser.add_argument("--train-subset", type=int, default=20_000)
     parser.add_argument("--work", type=Path, default=REPO / "outputs" / "scale")
     parser.add_argument("--keep-files", action="store_true", help="reuse existing h5 files")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on after a stop: keep files, cache, runs and the steps recorded in steps.json "
+        "(a step that was running starts again; a training resumes from its checkpoints)",
+    )
     parser.add_argument("--write-only", type=Path, help=argparse.SUPPRESS)  # the first step
     parser.add_argument(
         "--skip",
@@ -98,28 +105,43 @@ def main() -> None:
         return
     work = args.work.resolve()
     data, cache, runs = work / "pcam", work / "cache", work / "runs"
-    log = work / "scale.log"
+    log, finished = work / "scale.log", work / "steps.json"
     work.mkdir(parents=True, exist_ok=True)
-    log.write_text("")
-    shutil.rmtree(cache, ignore_errors=True)
-    shutil.rmtree(runs, ignore_errors=True)
+    results = json.loads(finished.read_text()) if args.resume and finished.is_file() else []
+    done = {result["step"] for result in results}
+    if not args.resume:
+        log.write_text("")
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(runs, ignore_errors=True)
     environment = {**os.environ, "MEDMAP_CACHE_DIR": str(cache), "HYDRA_FULL_ERROR": "0"}
     python = sys.executable
+
+    def run_step(name: str, command: list[str]) -> bool:
+        """Measure a step and record it at once (a stopped benchmark resumes after it)."""
+        if name in done:
+            print(f"[scale] {name}: done before, skipped (--resume)", flush=True)
+            return False
+        results.append(measure(name, command, environment, log))
+        finished.write_text(json.dumps(results, indent=2) + "\n")
+        return True
+
     dataset = ["dataset=pcam", f"dataset.root={data}", "logger=none",
                "trainer.enable_progress_bar=false"]  # fmt: skip
-    results = []
-    started = time.perf_counter()
-    if not (args.keep_files and (data / "camelyonpatch_level_2_split_test_y.h5").is_file()):
+    keep = (args.keep_files or args.resume) and (
+        data / "camelyonpatch_level_2_split_test_y.h5"
+    ).is_file()
+    if not keep:
         shutil.rmtree(data, ignore_errors=True)
         writer = [python, __file__, "--write-only", str(data), "--images", str(args.images)]
-        results.append(measure("write PCam-format files", writer, environment, log))
+        run_step("write PCam-format files", writer)
     load = [python, "-c", LOAD, str(work), "dataset=pcam", f"dataset.root={data}"]
     for name in ("cold", "warm"):  # the loader alone on all images, timed inside
-        step = f"load {name}: all {args.images} images (loader only)"
-        results.append(measure(step, [*load, name], environment, log))
-        timed = json.loads((work / f"load-{name}.json").read_text())
-        results[-1]["load_seconds"] = timed["seconds"]
-    shutil.rmtree(cache)  # the first smoke run decodes again, as a researcher's first run would
+        if run_step(f"load {name}: all {args.images} images (loader only)", [*load, name]):
+            timed = json.loads((work / f"load-{name}.json").read_text())
+            results[-1]["load_seconds"] = timed["seconds"]
+            finished.write_text(json.dumps(results, indent=2) + "\n")
+            if name == "warm":  # the first smoke run decodes again, as a first run would
+                shutil.rmtree(cache)
     steps = {
         "load cold + smoke run (512 images)": [
             python, "train.py", *dataset, "experiment=smoke", f"hydra.run.dir={runs / 'cold'}"],
@@ -140,15 +162,14 @@ def main() -> None:
             python, "explore.py", f"run={runs / 'pixel-tsne'}"],
     }  # fmt: skip
     for name, command in steps.items():
-        if any(word in name for word in args.skip):
-            continue
-        results.append(measure(name, command, environment, log))
+        if not any(word in name for word in args.skip):
+            run_step(name, command)
     page = runs / "pixel-tsne" / "explorer.html"
     record = {
         "images": args.images,
         "train_subset": args.train_subset,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "total_seconds": round(time.perf_counter() - started, 1),
+        "total_seconds": round(sum(result["seconds"] for result in results), 1),
         "explorer_mb": round(page.stat().st_size / 1e6, 1) if page.is_file() else None,
         "cache_gib": round(
             sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 2**30, 2
