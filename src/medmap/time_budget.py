@@ -122,11 +122,11 @@ def fit_to_time_budget(
         if epochs != planned:
             log.info(
                 "Time budget %s min: the configured %d epochs %s would train for about %.0f min "
-                "here (%.3f s a step); training epochs %s instead (about %.0f min). Set "
-                "method.epochs=%s to repeat this schedule, time_budget_minutes=null for the "
-                "configured one.",
+                "here (%.3f s a step); training epochs %s instead (about %.0f min). "
+                "method.epochs=%s method.warmup_epochs=%s time_budget_minutes=null repeats "
+                "this schedule; time_budget_minutes=null alone trains the configured one.",
                 minutes, sum(planned), planned, projected / 60, step, epochs,
-                record["projected_seconds"] / 60, epochs,
+                record["projected_seconds"] / 60, _listed(epochs), _listed(warmups),
             )  # fmt: skip
         else:
             log.info("Time budget %s min: the configured epochs %s fit (about %.0f min here)",
@@ -135,3 +135,8 @@ def fit_to_time_budget(
         cfg.method.epochs = record["epochs"]
         cfg.method.warmup_epochs = record["warmup_epochs"]
     return record
+
+
+def _listed(values: list[int]) -> str:
+    """A list as a Hydra override writes it: [1,1,3]."""
+    return "[" + ",".join(str(value) for value in values) + "]"
