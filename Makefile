@@ -8,6 +8,7 @@ BUDGET ?= paper
 SEEDS ?= 3
 DATASETS ?=
 DEMO_ARGS ?=
+SCALE_WORK ?= outputs/scale
 TABLE_ARGS = --budget $(BUDGET) --seeds $(SEEDS) $(if $(DATASETS),--datasets $(DATASETS))
 
 .PHONY: help install browser demo explore figures bench scale gpu-check test test-all lint format clean table1 table2 table3 tables
@@ -43,9 +44,9 @@ $(REFERENCE_VENV)/.installed:
 bench: install $(REFERENCE_VENV)/.installed  ## time a phase-1 epoch: medmap vs model alone vs tsimcne 0.3.12 (outputs/bench/)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
-scale: install  ## full-size PCam-format files (synthetic), every stage timed: results/scale-cpu.md (hours on 2 cores)
-	$(BIN)/python scripts/scale.py $(SCALE_ARGS)
-	cp outputs/scale/scale.md results/scale-cpu.md && cp outputs/scale/scale.json results/scale-cpu.json
+scale: install  ## full-size PCam-format files (synthetic), every stage timed: results/scale-cpu.md (hours on 2 cores; SCALE_ARGS=--resume goes on after a stop)
+	$(BIN)/python scripts/scale.py --work $(SCALE_WORK) $(SCALE_ARGS)
+	cp $(SCALE_WORK)/scale.md results/scale-cpu.md && cp $(SCALE_WORK)/scale.json results/scale-cpu.json
 
 gpu-check: install  ## on a borrowed H100/H200 (<= 9 min): bench at batch 1024, PCam-size step memory, a randrot/default pair -> results/gpu/
 	$(BIN)/python scripts/gpu_check.py $(GPU_CHECK_ARGS)
