@@ -30,3 +30,25 @@ def test_the_scale_benchmark_runs_every_stage_on_a_small_collection(tmp_path):
     warm = next(step for step in record["steps"] if step["step"].startswith("load warm"))
     assert 0 < warm["load_seconds"] < warm["seconds"]
     assert "| load warm + smoke run (512 images) |" in (work / "scale.md").read_text()
+
+
+def test_a_stopped_scale_benchmark_resumes_after_its_recorded_steps(tmp_path):
+    """Each finished step is recorded at once; --resume skips those and keeps the files."""
+    work = tmp_path / "scale"
+    command = [sys.executable, "scripts/scale.py", "--images", "64", "--work", str(work),
+               "--skip", "smoke", "subset", "embed", "evaluate", "pixel", "explorer"]  # fmt: skip
+    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    recorded = json.loads((work / "steps.json").read_text())
+    assert [step["step"].split(":")[0] for step in recorded] == [
+        "write PCam-format files", "load cold", "load warm"]  # fmt: skip
+    assert recorded[2]["load_seconds"] < recorded[1]["load_seconds"]  # memory-mapped
+    written = (work / "pcam" / "camelyonpatch_level_2_split_train_x.h5").stat().st_mtime_ns
+    again = subprocess.run([*command, "--resume"], cwd=REPO, capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert again.stdout.count("done before, skipped (--resume)") == 2  # both loads
+    assert "write PCam-format files: /" not in again.stdout  # the files are kept
+    assert (work / "pcam" / "camelyonpatch_level_2_split_train_x.h5").stat().st_mtime_ns == written
+    assert json.loads((work / "steps.json").read_text()) == recorded
+    assert json.loads((work / "scale.json").read_text())["steps"] == recorded
