@@ -28,9 +28,9 @@ from medmap.benchmark import (
     time_augmentations,
     time_model_only,
     time_pipeline,
-    training_device,
 )
 from medmap.data import load_dataset, mean_border_colour
+from medmap.devices import training_device
 from medmap.errors import UserFacingError
 from medmap.identity import git_commit
 from medmap.train import build_module
@@ -61,7 +61,7 @@ def time_augmentation_settings(cfg, images, overrides: list[str]) -> dict:
                 compose_config(["experiment=bench", *overrides, f"aug={setting}"], ".").aug
             ),
             fill,
-            training_device(cfg),
+            training_device(cfg.trainer),
             cfg.bench.augment_repeats,
         )
         for setting in cfg.bench.augment_settings

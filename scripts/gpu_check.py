@@ -25,8 +25,9 @@ import torch
 from omegaconf import OmegaConf
 
 from medmap.api import compose_config
-from medmap.benchmark import describe_device, time_model_only, training_device
+from medmap.benchmark import describe_device, time_model_only
 from medmap.data import ImageCollection
+from medmap.devices import training_device
 from medmap.train import build_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +63,7 @@ def pcam_step(settings) -> dict:
     images = rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
     collection = ImageCollection("pcam-size", images, np.zeros(count), ["any"])
     module = build_module(cfg, collection, batch)
-    device = training_device(cfg)
+    device = training_device(cfg.trainer)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     timing = time_model_only(cfg, collection, module)
@@ -100,7 +101,7 @@ def main() -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     deadline = started + settings.time_limit_s
-    device = training_device(compose_config([], REPO / "outputs" / "gpu-check"))
+    device = training_device(compose_config([], REPO / "outputs" / "gpu-check").trainer)
     record = {"device": describe_device(device), "torch": torch.__version__}
     print(f"gpu-check on {record['device']}", flush=True)
     record["bench"] = bench(settings.bench, output_dir)

@@ -5,12 +5,13 @@ import inspect
 import numpy as np
 import pytest
 import pytorch_lightning as pl
+import torch
 from hydra.utils import get_class, get_method
 from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, compose_config
 from medmap.data import EXPERIMENT_KEYS, ImageCollection
-from medmap.devices import trainer_arguments
+from medmap.devices import native_bf16, trainer_arguments, training_device, trains_in_bf16
 from medmap.identity import trains_a_network
 from medmap.methods import ContrastiveMapModule
 from medmap.plotting import plot_map
@@ -62,6 +63,17 @@ def test_every_option_composes_and_builds(group, tmp_path):
         build_logger(cfg, tmp_path / option)
         if cfg.trainer.accelerator != "gpu":
             pl.Trainer(**trainer_arguments(cfg.trainer), logger=False)
+
+
+def test_the_training_device_and_precision_follow_the_trainer_settings():
+    cpu = compose_config(["trainer=cpu"]).trainer
+    assert training_device(cpu).type == "cpu"
+    assert trains_in_bf16(cpu) == (cpu.precision == "bf16-mixed" or (
+        cpu.precision == "auto" and native_bf16("cpu")))  # fmt: skip
+    for precision, bf16 in (("32-true", False), ("bf16-mixed", True)):
+        assert trains_in_bf16(compose_config([f"trainer.precision={precision}"]).trainer) == bf16
+    auto = compose_config(["trainer.accelerator=auto"]).trainer
+    assert training_device(auto).type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_the_light_trains_a_network_rule_agrees_with_the_method_classes():

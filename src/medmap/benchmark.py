@@ -23,7 +23,7 @@ from medmap.augment import AugmentationSpec, BatchAugmenter, to_float_images
 from medmap.console import quiet_library_noise
 from medmap.data import ImageCollection
 from medmap.data.loading import resident_images, training_loader
-from medmap.devices import trainer_arguments
+from medmap.devices import trainer_arguments, training_device, trains_in_bf16
 
 
 class EpochTimer(pl.Callback):
@@ -95,14 +95,15 @@ def time_model_only(cfg: DictConfig, collection: ImageCollection, module) -> dic
     """(b) The upper bound: the same network, loss, optimiser and precision on one batch of
     pre-made, un-augmented tensors already on the device, stepped as often as an epoch has
     batches. No loader, no augmentation, no Trainer."""
-    device = training_device(cfg)
+    device = training_device(cfg.trainer)
     batch_size = cfg.method.batch_size
     steps = len(collection) // batch_size
     images = torch.from_numpy(collection.images[:batch_size]).to(device)
     views = module._prepare(to_float_images(images).repeat(2, 1, 1, 1))
     module.to(device).train()
     optimizer = module.configure_optimizers()["optimizer"]
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=_uses_bf16(cfg))
+    bf16 = trains_in_bf16(cfg.trainer)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     _synchronize(device)
     started = time.perf_counter()
     for _ in range(steps):
@@ -113,16 +114,6 @@ def time_model_only(cfg: DictConfig, collection: ImageCollection, module) -> dic
         optimizer.zero_grad(set_to_none=True)
     _synchronize(device)
     return _part(steps * batch_size, time.perf_counter() - started, device)
-
-
-def _uses_bf16(cfg: DictConfig) -> bool:
-    return str(trainer_arguments(cfg.trainer)["precision"]).startswith("bf16")
-
-
-def training_device(cfg: DictConfig) -> torch.device:
-    """The device Lightning's ``accelerator`` setting picks."""
-    wants_gpu = cfg.trainer.accelerator in ("auto", "gpu", "cuda")
-    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
 
 
 def describe_device(device: torch.device) -> str:

@@ -34,6 +34,17 @@ def uses_gpu(accelerator: str) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
+def training_device(trainer: DictConfig) -> torch.device:
+    """The device Lightning's ``accelerator`` setting picks (the CPU when no GPU is there)."""
+    wants_gpu = uses_gpu(str(trainer.get("accelerator", "auto")))
+    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
+
+
+def trains_in_bf16(trainer: DictConfig) -> bool:
+    """Whether the Trainer will run in bf16 autocast (``precision: auto`` resolved)."""
+    return str(trainer_arguments(trainer).get("precision", "")).startswith("bf16")
+
+
 def native_bf16(accelerator: str) -> bool:
     """Whether the device the Trainer will use computes bf16 natively."""
     if uses_gpu(accelerator):
