@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -24,6 +23,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from medmap.benchmark import cpu_model
+from medmap.identity import git_commit
 
 REPO = Path(__file__).resolve().parents[1]
 SPLIT_SHARES = {"train": 0.8, "valid": 0.1, "test": 0.1}
@@ -73,6 +75,7 @@ def measure(name: str, command: list[str], environment: dict[str, str], log: Pat
         "seconds": round(seconds, 1),
         "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),  # ru_maxrss is in KiB on Linux
         "exit_code": code,
+        "commit": git_commit(),
     }
     print(f"[scale] {name}: {result}", flush=True)
     if code != 0:
@@ -168,24 +171,69 @@ def main() -> None:
     record = {
         "images": args.images,
         "train_subset": args.train_subset,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+        "commits": sorted({r.get("commit", "not recorded") for r in results}),
+        "finished": time.strftime("%Y-%m-%d %H:%M"),
         "total_seconds": round(sum(result["seconds"] for result in results), 1),
         "explorer_mb": round(page.stat().st_size / 1e6, 1) if page.is_file() else None,
         "cache_gib": round(
             sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 2**30, 2
         ),
+        "maps": {
+            f"the training's own {args.train_subset} images": map_scores(
+                runs / "subset" / "metrics.json"
+            ),
+            f"all {args.images} images mapped by it": map_scores(
+                runs / "subset" / "evaluation_new.json"
+            ),
+            "pixel t-SNE of all images": map_scores(runs / "pixel-tsne" / "metrics.json"),
+        },
         "steps": results,
     }
     (work / "scale.json").write_text(json.dumps(record, indent=2) + "\n")
-    rows = [f"| {r['step']} | {r['seconds']:.1f} | {r.get('load_seconds', '')} | "
-            f"{r['peak_rss_gib']:.2f} |" for r in results]  # fmt: skip
-    (work / "scale.md").write_text(
-        f"# Scale: {args.images:,} PCam-format images (synthetic pixels)\n\n"
-        f"Machine: {record['machine']}. Decoded-image cache: {record['cache_gib']} GiB. "
-        f"Explorer page: {record['explorer_mb']} MB.\n\n"
-        "| step | wall s | load s | peak RSS GiB |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
-    )
+    (work / "scale.md").write_text(render_markdown(record))
     print((work / "scale.md").read_text())
+
+
+def map_scores(path: Path) -> dict | None:
+    """A map's size and scores (and their times, where recorded) from a run's json file."""
+    if not path.is_file():
+        return None
+    found = json.loads(path.read_text())
+    keys = ("n_images", "points", "silhouette", "knn_acc", "silhouette_seconds",
+            "knn_acc_seconds", "train_seconds")  # fmt: skip
+    return {key: found[key] for key in keys if key in found}
+
+
+def render_markdown(record: dict) -> str:
+    rows = [f"| {r['step']} | {r['seconds']:.1f} | {r.get('load_seconds', '')} | "
+            f"{r['peak_rss_gib']:.2f} |" for r in record["steps"]]  # fmt: skip
+    maps = [
+        f"| {name} | {found.get('n_images', found.get('points'))} | "
+        f"{found['silhouette']:.3f} | {found['knn_acc']:.1f} | "
+        f"{found.get('silhouette_seconds', '')} | {found.get('knn_acc_seconds', '')} |"
+        for name, found in record["maps"].items()
+        if found
+    ]
+    return (
+        f"# Scale: {record['images']:,} PCam-format images (synthetic pixels)\n\n"
+        f"`make scale`, steps run at commit {', '.join(record['commits'])}, "
+        f"finished {record['finished']}. "
+        f"Machine: {record['machine']}. The real PCam files cannot be downloaded here: the "
+        "files have the real layout and split sizes with synthetic pixels. Peak RSS is each "
+        "step's own process (`wait4`); wall s includes starting Python and importing torch.\n\n"
+        f"Decoded-image cache: {record['cache_gib']} GiB. Explorer page: "
+        f"{record['explorer_mb']} MB.\n\n"
+        "| step | wall s | load s (inside) | peak RSS GiB |\n|---|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n"
+        + (
+            "\n| map | points | silhouette | kNN % | silhouette s | kNN s |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(maps) + "\n"
+            if maps
+            else ""
+        )
+    )
 
 
 LOAD = """
@@ -204,17 +252,19 @@ record = {"seconds": seconds, "images": len(collection.images)}
 """
 
 EVALUATE = """
-import sys, time, numpy as np
+import json, sys, time, numpy as np
 from pathlib import Path
 from medmap.evaluation import knn_accuracy, silhouette
 run = Path(sys.argv[1])
 embedding, labels = np.load(run / "embedding_new.npy"), np.load(run / "labels_new.npy")
-started = time.perf_counter()
-print("silhouette", silhouette(embedding, labels), time.perf_counter() - started)
-started = time.perf_counter()
-print("knn", knn_accuracy(embedding, labels), time.perf_counter() - started)
+record = {"points": len(labels)}
+for name, score in (("silhouette", silhouette), ("knn_acc", knn_accuracy)):
+    started = time.perf_counter()
+    record[name] = float(score(embedding, labels))
+    record[name + "_seconds"] = round(time.perf_counter() - started, 1)
+print(record, flush=True)
+(run / "evaluation_new.json").write_text(json.dumps(record, indent=2))
 """
-
 
 if __name__ == "__main__":
     main()

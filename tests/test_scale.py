@@ -30,6 +30,9 @@ def test_the_scale_benchmark_runs_every_stage_on_a_small_collection(tmp_path):
     warm = next(step for step in record["steps"] if step["step"].startswith("load warm"))
     assert 0 < warm["load_seconds"] < warm["seconds"]
     assert "| load warm + smoke run (512 images) |" in (work / "scale.md").read_text()
+    maps = record["maps"]
+    assert maps["all 600 images mapped by it"]["points"] == 600
+    assert all(-1 <= found["silhouette"] <= 1 for found in maps.values())
 
 
 def test_a_stopped_scale_benchmark_resumes_after_its_recorded_steps(tmp_path):
@@ -51,4 +54,7 @@ def test_a_stopped_scale_benchmark_resumes_after_its_recorded_steps(tmp_path):
     assert "write PCam-format files: /" not in again.stdout  # the files are kept
     assert (work / "pcam" / "camelyonpatch_level_2_split_train_x.h5").stat().st_mtime_ns == written
     assert json.loads((work / "steps.json").read_text()) == recorded
-    assert json.loads((work / "scale.json").read_text())["steps"] == recorded
+    record = json.loads((work / "scale.json").read_text())
+    assert record["steps"] == recorded
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    assert record["commits"] == [head.stdout.strip()]  # every step says what code ran it
