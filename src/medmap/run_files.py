@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from medmap.data.collection import ImageCollection
 from medmap.evaluation import strict_json
-from medmap.identity import git_commit, run_identity
+from medmap.identity import run_identity
 from medmap.plotting import plot_map, run_title
 from medmap.quality import Findings
 
@@ -145,9 +145,10 @@ def run_metrics(
     scores: dict[str, Any],
     details: dict[str, Any],
     planted: dict[str, Any],
+    commit: str | None,
 ) -> dict[str, Any]:
-    """metrics.json: the scores, what the run was (identity, data, versions, commit) and how
-    its finders did on planted problems."""
+    """metrics.json: the scores, what the run was (identity, data, versions, the commit it
+    started on) and how its finders did on planted problems."""
     return {
         **scores,
         **run_identity(cfg),
@@ -158,7 +159,7 @@ def run_metrics(
         "metadata_columns": list(collection.metadata),
         "skipped_files": collection.skipped_files,
         "versions": {"torch": torch.__version__, "pytorch_lightning": pl.__version__},
-        "git_commit": git_commit(),
+        "git_commit": commit,
         **planted,
     }
 

@@ -28,7 +28,7 @@ from medmap.data.loading import batches_per_epoch, resident_images, training_loa
 from medmap.devices import trainer_arguments
 from medmap.errors import TrainingStopped, UserFacingError
 from medmap.evaluation import class_scores
-from medmap.identity import config_digest, run_identity, trains_a_network
+from medmap.identity import config_digest, git_commit, run_identity, trains_a_network
 from medmap.memory import available_bytes, check_step_fits, measure_step_memory
 from medmap.methods import ContrastiveMapModule, build_phases
 from medmap.plotting import run_title
@@ -335,6 +335,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
             run_title(finished),
         )
         return finished
+    commit = git_commit()  # now: the checkout may move on during a long run
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     collection = load_dataset(cfg.dataset, cfg.seed)
     log.info("%s", collection.describe())
@@ -359,7 +360,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         device=details.get("device", "cpu"),
     )
     planted = planted_scores(collection, embedding, findings)
-    metrics = run_metrics(cfg, collection, scores, details, planted)
+    metrics = run_metrics(cfg, collection, scores, details, planted, commit)
     save_run_outputs(output_dir, collection, embedding, metrics, findings)
     if logger:
         figure = output_dir / "embedding.png" if cfg.logger.get("send_images") else None
