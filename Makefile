@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-# Tables: BUDGET=paper|cpu|smoke, SEEDS (count), DATASETS (comma-separated; default: the table's).
+# Tables: BUDGET=paper|cpu|smoke, SEEDS (count), DATASETS (comma-separated; default: the table's),
+# JOBS (single runs side by side, e.g. small budgets on one GPU).
 BUDGET ?= paper
 SEEDS ?= 3
 DATASETS ?=
 DEMO_ARGS ?=
 SCALE_WORK ?= outputs/scale
-TABLE_ARGS = --budget $(BUDGET) --seeds $(SEEDS) $(if $(DATASETS),--datasets $(DATASETS))
+JOBS ?= 1
+TABLE_ARGS = --budget $(BUDGET) --seeds $(SEEDS) --jobs $(JOBS) $(if $(DATASETS),--datasets $(DATASETS))
 
 .PHONY: help install browser demo explore figures bench scale gpu-check test test-all lint format clean table1 table2 table3 tables
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ def config_digest(cfg: DictConfig) -> str:
 
 
 def git_commit() -> str | None:
-    """The commit of the code that ran (None outside a git checkout)."""
+    """The commit of the code that ran: git's HEAD, or where the code is a copy without git
+    (a tree shipped to a cluster node or a borrowed GPU) the MEDMAP_GIT_COMMIT variable."""
     try:
         return subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -62,4 +64,4 @@ def git_commit() -> str | None:
             cwd=Path(__file__).parent,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return None
+        return os.environ.get("MEDMAP_GIT_COMMIT")

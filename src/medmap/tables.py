@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import json
 import math
 from collections import defaultdict
@@ -358,6 +359,11 @@ def write_table(table: Table, directory: str | Path) -> list[Path]:
 # Sweeps behind a table
 
 
+# Every run of a budget lives in <sweep root>/<budget>/<its overrides>, whichever table asked for
+# it: a run two tables share (t-SimCNE randrot: Tables 1 and 2) trains once.
+RUN_DIR_NAME = "${hydra.job.override_dirname}"
+
+
 def sweep_commands(
     spec: TableSpec,
     budget: str,
@@ -367,9 +373,9 @@ def sweep_commands(
 ) -> list[list[str]]:
     """The ``train.py -m`` override lists that produce the table's runs: every sweep of the
     spec over the datasets and seeds 0..seeds-1, at the budget's experiment preset. Each run's
-    directory is named by its overrides under a sweep directory named by table, budget and
-    sweep, so the same command started again finds its runs: finished ones are skipped and
-    stopped ones resume (train.py's ``auto_resume``)."""
+    directory is named by its overrides (``RUN_DIR_NAME``) under ``<sweep_root>/<budget>``,
+    so the same command started again finds its runs: finished ones are skipped and stopped
+    ones resume (train.py's ``auto_resume``)."""
     unknown = sorted(set(datasets) - set(spec.columns))
     if unknown:
         raise ValueError(
@@ -378,16 +384,36 @@ def sweep_commands(
         )
     if seeds < 1:
         raise ValueError(f"SEEDS must be at least 1, got {seeds}.")
-    commands = []
-    for number, sweep in enumerate(spec.sweeps):
-        commands.append(
-            [
-                f"experiment={budget}",
-                f"dataset={','.join(datasets)}",
-                f"seed={','.join(str(seed) for seed in range(seeds))}",
-                *(f"{key}={value}" for key, value in sweep.items()),
-                f"hydra.sweep.dir={Path(sweep_root) / f'{spec.name}-{budget}-{number}'}",
-                "hydra.sweep.subdir=${hydra.job.override_dirname}",
-            ]
-        )
-    return commands
+    return [
+        [
+            f"experiment={budget}",
+            f"dataset={','.join(datasets)}",
+            f"seed={','.join(str(seed) for seed in range(seeds))}",
+            *(f"{key}={value}" for key, value in sweep.items()),
+            f"hydra.sweep.dir={Path(sweep_root) / budget}",
+            f"hydra.sweep.subdir={RUN_DIR_NAME}",
+        ]
+        for sweep in spec.sweeps
+    ]
+
+
+def single_jobs(commands: list[list[str]]) -> list[list[str]]:
+    """The jobs of ``train.py -m`` override lists one by one, each a single run writing into
+    the directory its multirun would use, without repeats (runs that several tables share):
+    for running them side by side (``scripts/tables.py run --jobs N``). Swept values are
+    plain comma lists, as in conf/tables. Seeds vary slowest, so every cell gets its first
+    seed before any gets its second."""
+    jobs: list[list[str]] = []
+    for command in commands:
+        settings = dict(override.split("=", 1) for override in command)
+        run_dir = f"{settings.pop('hydra.sweep.dir')}/{settings.pop('hydra.sweep.subdir')}"
+        seeds = settings.pop("seed").split(",")
+        choices = [
+            [f"{key}={value}" for value in values.split(",")] for key, values in settings.items()
+        ]
+        for seed in seeds:
+            for combination in itertools.product(*choices):
+                job = [*combination, f"seed={seed}", f"hydra.run.dir={run_dir}"]
+                if job not in jobs:
+                    jobs.append(job)
+    return sorted(jobs, key=lambda job: int(job[-2].removeprefix("seed=")))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+import torch
 from openTSNE import TSNE
 
 from medmap.methods.base import ContrastiveMapModule
@@ -17,7 +16,7 @@ def tsne_map(features: np.ndarray, seed: int, **tsne_options) -> np.ndarray:
     tsne = TSNE(
         perplexity=perplexity,
         random_state=seed,
-        n_jobs=os.cpu_count() or 1,
+        n_jobs=torch.get_num_threads(),  # OMP_NUM_THREADS: parallel jobs share the cores
         verbose=False,
         **tsne_options,
     )
