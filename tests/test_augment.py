@@ -16,6 +16,7 @@ from medmap.augment.batched import (
     adjust_contrast,
     adjust_hue,
     adjust_saturation,
+    apply_to_selected,
 )
 from medmap.data import mean_border_colour
 
@@ -175,6 +176,20 @@ def test_grayscale_and_jitter_rates():
     views = BatchAugmenter(jitter_only, [0, 0, 0])(batch, generator())
     unchanged = torch.isclose(views, batch.permute(0, 3, 1, 2).float() / 255, atol=1e-6)
     assert (~unchanged.all(dim=(1, 2, 3))).float().mean().item() == pytest.approx(0.8, abs=0.03)
+
+
+@pytest.mark.parametrize("op", [adjust_contrast, adjust_hue])
+def test_masks_and_index_lists_jitter_the_same_images_the_same_way(op):
+    """The GPU's sync-free path (masks) and the CPU's (index lists) agree; unselected images
+    stay bit-for-bit unchanged."""
+    images = torch.rand(16, 3, 8, 8, generator=generator())
+    selected = torch.rand(16, generator=generator(1)) < 0.5
+    factor = torch.rand(16, generator=generator(2)) * 0.2 + 0.9
+    with_masks = apply_to_selected(images.clone(), selected, op, factor, use_masks=True)
+    with_indices = apply_to_selected(images.clone(), selected, op, factor, use_masks=False)
+    assert torch.allclose(with_masks, with_indices, atol=1e-6)
+    assert torch.equal(with_masks[~selected], images[~selected])
+    assert not torch.allclose(with_masks[selected], images[selected])
 
 
 def test_views_are_reproducible_from_the_seed():

@@ -219,10 +219,10 @@ def augmentation_pipelines(spec: AugmentationSpec, fill_colour, size: int) -> di
     a function from a uint8 batch (B, H, W, 3) on the device to one float view per image:
     our batched augmenter; kornia's batched per-sample augmentations; torchvision.transforms.v2
     on tensors (one parameter draw per call, so one call per image); torchvision on PIL images,
-    per image, as the reference package does in its DataLoader workers."""
+    per image, as the reference package does in its DataLoader workers. kornia (a dev extra)
+    is left out where it is not installed."""
     from importlib.metadata import version
 
-    import kornia.augmentation as kornia_aug
     from PIL import Image
     from torchvision import transforms as pil_transforms
     from torchvision.transforms import v2
@@ -233,22 +233,14 @@ def augmentation_pipelines(spec: AugmentationSpec, fill_colour, size: int) -> di
         return ours(images, torch.Generator(device=images.device).manual_seed(0))
 
     jitter = (spec.brightness, spec.contrast, spec.saturation, spec.hue)
-    kornia_steps = [kornia_aug.RandomResizedCrop((size, size), scale=spec.crop_scale)]
     tensor_steps = [v2.RandomResizedCrop(size, scale=spec.crop_scale, antialias=False)]
     pil_steps = [pil_transforms.RandomResizedCrop(size, scale=spec.crop_scale)]
     if spec.rotation_degrees:
-        kornia_steps.append(kornia_aug.RandomRotation(spec.rotation_degrees, p=1.0))
         tensor_steps.append(v2.RandomRotation(spec.rotation_degrees))
         pil_steps.append(pil_transforms.RandomRotation(spec.rotation_degrees))
     if spec.vflip_p:
-        kornia_steps.append(kornia_aug.RandomVerticalFlip(p=spec.vflip_p))
         tensor_steps.append(v2.RandomVerticalFlip(spec.vflip_p))
         pil_steps.append(pil_transforms.RandomVerticalFlip(spec.vflip_p))
-    kornia_steps += [
-        kornia_aug.RandomHorizontalFlip(p=spec.hflip_p),
-        kornia_aug.ColorJitter(*jitter, p=spec.jitter_p),
-        kornia_aug.RandomGrayscale(p=spec.grayscale_p),
-    ]
     tensor_steps += [
         v2.RandomHorizontalFlip(spec.hflip_p),
         v2.RandomApply([v2.ColorJitter(*jitter)], p=spec.jitter_p),
@@ -260,12 +252,8 @@ def augmentation_pipelines(spec: AugmentationSpec, fill_colour, size: int) -> di
         pil_transforms.RandomGrayscale(spec.grayscale_p),
         pil_transforms.ToTensor(),
     ]
-    kornia_pipeline = kornia_aug.AugmentationSequential(*kornia_steps)
     tensor_pipeline = v2.Compose([*tensor_steps, v2.ToDtype(torch.float32, scale=True)])
     pil_pipeline = pil_transforms.Compose(pil_steps)
-
-    def kornia_batched(images: torch.Tensor) -> torch.Tensor:
-        return kornia_pipeline(to_float_images(images))
 
     def torchvision_v2_per_image(images: torch.Tensor) -> torch.Tensor:
         return torch.stack([tensor_pipeline(image) for image in images.permute(0, 3, 1, 2)])
@@ -274,12 +262,38 @@ def augmentation_pipelines(spec: AugmentationSpec, fill_colour, size: int) -> di
         pictures = [Image.fromarray(image) for image in images.cpu().numpy()]
         return torch.stack([pil_pipeline(picture) for picture in pictures])
 
-    return {
-        "medmap batched (hand-written, one grid_sample per view)": medmap_batched,
-        f"kornia {version('kornia')} batched": kornia_batched,
-        "torchvision.transforms.v2 per image": torchvision_v2_per_image,
-        "torchvision on PIL per image (the reference's way)": pil_per_image,
-    }
+    pipelines = {"medmap batched (hand-written, one grid_sample per view)": medmap_batched}
+    kornia_batched = kornia_pipeline(spec, size)
+    if kornia_batched is not None:
+        pipelines[f"kornia {version('kornia')} batched"] = kornia_batched
+    pipelines["torchvision.transforms.v2 per image"] = torchvision_v2_per_image
+    pipelines["torchvision on PIL per image (the reference's way)"] = pil_per_image
+    return pipelines
+
+
+def kornia_pipeline(spec: AugmentationSpec, size: int):
+    """The augmentation as kornia's batched per-sample pipeline; None without kornia."""
+    try:
+        import kornia.augmentation as kornia_aug
+    except ImportError:
+        return None
+    steps = [kornia_aug.RandomResizedCrop((size, size), scale=spec.crop_scale)]
+    if spec.rotation_degrees:
+        steps.append(kornia_aug.RandomRotation(spec.rotation_degrees, p=1.0))
+    if spec.vflip_p:
+        steps.append(kornia_aug.RandomVerticalFlip(p=spec.vflip_p))
+    jitter = (spec.brightness, spec.contrast, spec.saturation, spec.hue)
+    steps += [
+        kornia_aug.RandomHorizontalFlip(p=spec.hflip_p),
+        kornia_aug.ColorJitter(*jitter, p=spec.jitter_p),
+        kornia_aug.RandomGrayscale(p=spec.grayscale_p),
+    ]
+    pipeline = kornia_aug.AugmentationSequential(*steps)
+
+    def kornia_batched(images: torch.Tensor) -> torch.Tensor:
+        return pipeline(to_float_images(images))
+
+    return kornia_batched
 
 
 def time_augmentations(

@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 import warnings
 
-# Lightning's advertisement for its cloud logger, shown at every Trainer start.
-ADVERTISEMENTS = ("💡 Tip:",)
+# Lightning's advertisement for its cloud logger, shown at every Trainer start, and its tip to
+# use TF32 matmuls on a GPU: the float32 projection head is float32 on purpose (bf16 was too
+# coarse for the Cauchy kernel), so "highest" stays.
+ADVERTISEMENTS = ("💡 Tip:", "You are using a CUDA device")
 
 
 class _DropAdvertisements(logging.Filter):
@@ -22,6 +24,8 @@ def quiet_library_noise() -> None:
     """Idempotent: safe to call before every Trainer."""
     # Lightning 2.6 builds torch's deprecated LeafSpec; nothing a user can change.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # The loader only draws indices: images are augmented in batches on the device.
+    warnings.filterwarnings("ignore", message=r".*does not have many workers")
     # A resumed run writes into its own checkpoint folder on purpose.
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     for name in ("lightning_utilities.core.rank_zero", "pytorch_lightning.utilities.rank_zero"):

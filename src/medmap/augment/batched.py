@@ -76,6 +76,22 @@ def adjust_hue(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 COLOUR_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 
 
+def apply_to_selected(
+    views: torch.Tensor, selected: torch.Tensor, op, factor: torch.Tensor, use_masks: bool
+) -> torch.Tensor:
+    """``op`` with each image's factor on the selected images; the others unchanged. With
+    masks, op runs on every image and is kept where selected: more arithmetic, but the host
+    never waits for the GPU. Index lists compute only the selected images but read their count
+    back, a wait for the device (16 per view) that is free on a CPU and costly on a GPU shared
+    by several runs (results/gpu/README.md)."""
+    if use_masks:
+        return torch.where(selected.view(-1, 1, 1, 1), op(views, factor.view(-1, 1, 1, 1)), views)
+    chosen = selected.nonzero().squeeze(1)
+    if chosen.numel():
+        views[chosen] = op(views[chosen], factor[chosen].view(-1, 1, 1, 1))
+    return views
+
+
 class BatchAugmenter:
     """Draws an augmented view of every image in a uint8 batch (SPEC §2 distributions)."""
 
@@ -173,14 +189,12 @@ class BatchAugmenter:
         jittered = self._coin(batch, spec.jitter_p, generator, device)
         # torchvision's ColorJitter applies its four steps in a random order, drawn per image.
         order = torch.rand((batch, 4), generator=generator, device=device).argsort(dim=1)
+        use_masks = device.type != "cpu"
         for step in range(4):
             for op_index, op in enumerate(COLOUR_OPS):
-                if strengths[op_index] == 0:
-                    continue
-                chosen = (jittered & (order[:, step] == op_index)).nonzero().squeeze(1)
-                if chosen.numel():
-                    factor = factors[op_index][chosen].view(-1, 1, 1, 1)
-                    views[chosen] = op(views[chosen], factor)
+                if strengths[op_index]:
+                    selected = jittered & (order[:, step] == op_index)
+                    views = apply_to_selected(views, selected, op, factors[op_index], use_masks)
         return views
 
     def _grayscale(self, views: torch.Tensor, generator) -> torch.Tensor:
