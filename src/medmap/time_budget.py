@@ -7,8 +7,8 @@ schedule would take longer than the budget, every phase's epochs are scaled by t
 (at least one epoch each) and the chosen schedule is logged and written to
 ``<run>/time_budget.json``. The seed still fixes everything given that schedule: passing its
 epochs *and* warm-up epochs explicitly (the log line and the record name both) reproduces the
-run. A resumed run in the same directory keeps the schedule
-it started with instead of measuring again.
+run. A resumed run in the same directory keeps the schedule it started with instead of
+measuring again.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, open_dict
 
-from medmap.devices import trainer_arguments, training_device, trains_in_bf16
+from medmap.devices import trainer_arguments, training_device
 from medmap.errors import UserFacingError
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def fit_to_time_budget(
         log.info("Keeping the time-boxed schedule this run started with (%s): epochs %s",
                  record_file, record["epochs"])  # fmt: skip
     else:
-        device, bf16 = training_device(cfg.trainer), trains_in_bf16(cfg.trainer)
+        device, bf16 = training_device(cfg.trainer), str(arguments["precision"]).startswith("bf16")
         with torch.random.fork_rng(devices=[]):
             step = measure_step_seconds(build_probe(), images, batch_size, device, bf16)
         planned = list(cfg.method.epochs)
