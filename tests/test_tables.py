@@ -16,6 +16,7 @@ from medmap.tables import (
     build_table,
     collect_runs,
     render_markdown,
+    single_jobs,
     sweep_commands,
     write_table,
 )
@@ -135,6 +136,35 @@ def test_sweep_commands_cover_the_table_and_reject_unknown_datasets(tmp_path):
     assert "method.features=pixels,resnet18,resnet152" in commands[2]
     with pytest.raises(ValueError, match="no column for breastmnist"):
         sweep_commands(TABLE1, "smoke", ["breastmnist"], 2, tmp_path)
+
+
+def test_single_jobs_share_runs_between_tables_and_give_every_cell_its_first_seed_first(tmp_path):
+    commands = sweep_commands(TABLE2, "cpu", ["bloodmnist"], 2, tmp_path)
+    commands += sweep_commands(TABLE1, "cpu", ["bloodmnist"], 2, tmp_path)
+    jobs = single_jobs(commands)
+    # Table 2: 4 augs; Table 1: 3 t-SimCNE augs (randrot shared), 3 SimCLR, 3 t-SNE features
+    assert len(jobs) == 2 * (4 + 2 + 3 + 3)
+    assert all(job[-1] == f"hydra.run.dir={tmp_path / 'cpu'}/${{hydra.job.override_dirname}}"
+               for job in jobs)  # fmt: skip
+    assert [job[-2] for job in jobs] == ["seed=0"] * 12 + ["seed=1"] * 12
+    randrot = [job for job in jobs if "aug=randrot" in job and "method=tsimcne" in job]
+    assert len(randrot) == 2
+    assert jobs[0] == ["experiment=cpu", "dataset=bloodmnist", "method=tsimcne", "aug=randrot",
+                       "seed=0", jobs[0][-1]]  # fmt: skip
+
+
+def test_a_single_job_lands_where_its_multirun_would_put_it(tmp_path):
+    """Hydra names the directory by the job's overrides, without display settings, exactly
+    as the multirun's subdir (hydra.sweep.subdir=${hydra.job.override_dirname})."""
+    job = single_jobs(sweep_commands(TABLE2, "cpu", ["bloodmnist"], 1, tmp_path))[1]
+    result = subprocess.run(
+        [sys.executable, "train.py", *job, "trainer.enable_progress_bar=false", "--cfg", "hydra",
+         "--resolve"], cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = (
+        tmp_path / "cpu" / "aug=nocrop,dataset=bloodmnist,experiment=cpu,method=tsimcne,seed=0"
+    )
+    assert f"dir: {expected}\n" in result.stdout
 
 
 @pytest.mark.data
