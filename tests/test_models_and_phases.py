@@ -1,10 +1,11 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from medmap.callbacks import PhaseSchedule
-from medmap.methods import SimCLR, TSimCNE, build_phases
+from medmap.methods import SimCLR, TSimCNE, base, build_phases
 from medmap.methods.schedule import phase_at_epoch, warmup_cosine_factor
 from medmap.models import ProjectionHead, SmallImageResNet18
 
@@ -181,3 +182,19 @@ def test_a_head_phase_trains_the_projection_head_on_the_frozen_backbone():
     assert all(p.grad is None for p in module.backbone.parameters())  # no backward through it
     with pytest.raises(ValueError, match="trainable must be one of"):
         build_phases([1], [2], ["backbone"], [1], [0])
+
+
+def test_mapping_many_images_logs_its_progress(monkeypatch, caplog):
+    """A long mapping (embed.py on 327,680 images) says how far it got and how long is left;
+    the features are the same as without the progress lines."""
+    module = make_module()
+    images = np.random.default_rng(0).integers(0, 256, (40, 28, 28, 3), dtype=np.uint8)
+    quiet = module.backbone_features(images, batch_size=16)
+    monkeypatch.setattr(base, "PROGRESS_EVERY_S", 0.0)
+    with caplog.at_level("INFO", logger="medmap.methods.base"):
+        features = module.backbone_features(images, batch_size=16)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("mapped")]
+    assert [line.split(" images")[0] for line in lines] == [
+        "mapped 16 of 40", "mapped 32 of 40", "mapped 40 of 40"]  # fmt: skip
+    assert "about" in lines[0] and "min left" in lines[0]
+    assert np.allclose(features, quiet, atol=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,9 @@ from medmap.methods.schedule import Phase, phase_at_epoch, warmup_cosine_factor
 from medmap.models import ProjectionHead, SmallImageResNet18
 
 log = logging.getLogger(__name__)
+
+# Mapping a large collection (327,680 PCam images: 47 min on 2 cores) says how far it got.
+PROGRESS_EVERY_S = 60.0
 
 
 class ContrastiveMapModule(pl.LightningModule):
@@ -181,9 +185,16 @@ class ContrastiveMapModule(pl.LightningModule):
         was_training = self.training
         self.eval()
         outputs = []
+        started = reported = time.monotonic()
         for start in range(0, len(images), batch_size):
             chunk = torch.from_numpy(images[start : start + batch_size]).to(self.device)
             outputs.append(function(self._prepare(to_float_images(chunk))).float().cpu())
+            if time.monotonic() - reported >= PROGRESS_EVERY_S:
+                reported = time.monotonic()
+                done = start + len(chunk)
+                left = (reported - started) / done * (len(images) - done)
+                log.info("mapped %d of %d images (%.0f%%), about %.0f min left",
+                         done, len(images), 100 * done / len(images), left / 60)  # fmt: skip
         self.train(was_training)
         return torch.cat(outputs).numpy()
 
