@@ -60,6 +60,7 @@ def write_pcam_files(root: Path, count: int, chunk: int = 8192, seed: int = 0) -
 def measure(name: str, command: list[str], environment: dict[str, str], log: Path) -> dict:
     """Run ``command`` and return its wall time and peak RSS (its own, from wait4)."""
     print(f"[scale] {name}: {shlex.join(command)}", flush=True)
+    commit = git_commit()  # the code the step starts with, not a commit made while it ran
     started = time.perf_counter()
     with log.open("a") as output:
         output.write(f"\n=== {name}: {shlex.join(command)}\n")
@@ -75,7 +76,7 @@ def measure(name: str, command: list[str], environment: dict[str, str], log: Pat
         "seconds": round(seconds, 1),
         "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),  # ru_maxrss is in KiB on Linux
         "exit_code": code,
-        "commit": git_commit(),
+        "commit": commit,
     }
     print(f"[scale] {name}: {result}", flush=True)
     if code != 0:
