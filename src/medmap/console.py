@@ -21,13 +21,15 @@ _FILTER = _DropAdvertisements()
 
 
 def quiet_library_noise() -> None:
-    """Idempotent: safe to call before every Trainer."""
+    """Idempotent: safe to call at every run and before every Trainer."""
     # Lightning 2.6 builds torch's deprecated LeafSpec; nothing a user can change.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     # The loader only draws indices: images are augmented in batches on the device.
     warnings.filterwarnings("ignore", message=r".*does not have many workers")
     # A resumed run writes into its own checkpoint folder on purpose.
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    # openTSNE's INFO lines (the gradient method it picked, init settings it ignores).
+    logging.getLogger("openTSNE").setLevel(logging.WARNING)
     for name in ("lightning_utilities.core.rank_zero", "pytorch_lightning.utilities.rank_zero"):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:

@@ -323,6 +323,7 @@ def embed_fixed_features(
 def run_train(cfg: DictConfig) -> dict[str, Any]:
     """Train the configured method (or embed the baseline's features), score the map, look
     for problems in the data and save it all."""
+    quiet_library_noise()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     digest = config_digest(cfg)  # before a time budget rewrites the epochs
