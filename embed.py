@@ -11,6 +11,7 @@ import sys
 
 from hydra.errors import HydraException
 
+from medmap.console import unquoted_override_problem
 from medmap.errors import UserFacingError
 from medmap.out_of_sample import embed_into_run
 
@@ -20,6 +21,8 @@ if __name__ == "__main__":
     if len(runs) != 1:
         sys.exit("Usage: python embed.py run=<run dir> dataset=<name> [dataset overrides]")
     overrides = [a for a in sys.argv[1:] if not a.startswith("run=")]
+    if problem := unquoted_override_problem(overrides):
+        sys.exit(f"ERROR: {problem}")
     try:
         result = embed_into_run(runs[0], overrides)
     except (UserFacingError, HydraException) as error:

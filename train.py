@@ -1,7 +1,10 @@
 """Train t-SimCNE or SimCLR on an image collection: ``python train.py [-m] key=value ...``."""
 
+import sys
+
 import hydra
 
+from medmap.console import unquoted_override_problem
 from medmap.train import main as run
 
 
@@ -11,4 +14,6 @@ def main(cfg):
 
 
 if __name__ == "__main__":
+    if problem := unquoted_override_problem(sys.argv[1:]):
+        sys.exit(f"ERROR: {problem}")
     main()

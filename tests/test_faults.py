@@ -231,3 +231,28 @@ def test_a_finished_run_started_again_in_its_directory_is_not_trained_again(make
     changed = run_train(make_config(*settings, "quality.duplicate_threshold=0.3"))
     assert changed["config_digest"] != first["config_digest"]
     assert (run / "metrics.json").stat().st_mtime_ns != written
+
+
+def test_a_native_crash_leaves_the_python_stack_in_train_log(tmp_path):
+    """A segfault in torch or oneDNN prints no traceback: faulthandler writes every thread's
+    Python stack into the run's train.log, so the run directory shows where it died."""
+    images = np.random.default_rng(0).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8)
+    np.savez(tmp_path / "tiny.npz", train_images=images)
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "train.py", "dataset=npz", f"dataset.path={tmp_path / 'tiny.npz'}",
+         "experiment=smoke", "logger=none", "method.epochs=[500,1,1]", f"hydra.run.dir={run}",
+         "trainer.enable_progress_bar=false"],  # fmt: skip
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(run / "train.log", "epoch 2/502", process)
+    process.send_signal(signal.SIGSEGV)
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGSEGV
+    log = (run / "train.log").read_text()
+    crash = log[log.index("Fatal Python error: Segmentation fault") :]
+    assert "Current thread" in crash or "Thread 0x" in crash
+    assert "in train_network" in crash and "in fit" in crash  # the Python stack, run to step

@@ -34,3 +34,21 @@ def quiet_library_noise() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+def unquoted_override_problem(arguments: list[str]) -> str | None:
+    """What is wrong with a ``key=value`` override whose value holds a space or a non-ASCII
+    letter without quotes (Hydra's grammar refuses it with ``LexerNoViableAltException``, a
+    message that names neither cause nor fix); None when every override is fine."""
+    for argument in arguments:
+        key, sign, value = argument.partition("=")
+        if not sign or key.startswith("-") or value[:1] in ("'", '"', "[", "{"):
+            continue
+        if any(character.isspace() or not character.isascii() for character in value):
+            return (
+                f"The override {argument!r} has a space or a non-ASCII letter in its value, "
+                "which Hydra reads only inside quotes. Quote the value within the argument, "
+                f"e.g. '{key}=\"{value}\"' (single quotes outside for the shell, double quotes "
+                "inside for Hydra)."
+            )
+    return None

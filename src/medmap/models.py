@@ -11,6 +11,25 @@ import torch
 from torch import nn
 
 
+class PointwiseStridedConv(nn.Conv2d):
+    """A 1x1 convolution with stride s computed as "keep every s-th pixel (an average pool over
+    1x1 windows), then a 1x1 stride-1 convolution": the same numbers and the same weight (so the
+    same checkpoints) as ``nn.Conv2d(in, out, 1, s)``, at the same speed (scripts/bench_shortcut.py).
+
+    Why: on CPUs with AVX-512, oneDNN's strided 1x1 kernel (``brgconv_strided:avx512_core``,
+    torch 2.14.1 / oneDNN 3.12) corrupts the heap in its backward pass for channels-last inputs
+    with few channels (8 and fewer at 64 px, 12 at 128 px): the process dies with SIGSEGV or
+    "double free or corruption". Unstrided 1x1 convolutions take another kernel and are safe.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__(in_channels, out_channels, 1, stride=1, bias=False)
+        self.step = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(nn.functional.avg_pool2d(x, 1, self.step))
+
+
 class BasicBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
@@ -21,7 +40,7 @@ class BasicBlock(nn.Module):
         self.shortcut = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                PointwiseStridedConv(in_channels, out_channels, stride),
                 nn.BatchNorm2d(out_channels),
             )
 

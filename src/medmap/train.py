@@ -23,6 +23,7 @@ from medmap.baselines import TSNEBaseline
 from medmap.callbacks import MapSnapshots, PhaseSchedule, RunRecord, SaveOnStop
 from medmap.checkpoints import AtomicCheckpointIO, load_checkpoint, newest_checkpoint
 from medmap.console import quiet_library_noise
+from medmap.crash_trace import trace_native_crashes
 from medmap.data import ImageCollection, load_dataset, mean_border_colour, stratified_subset
 from medmap.data.loading import batches_per_epoch, resident_images, training_loader
 from medmap.devices import trainer_arguments
@@ -393,6 +394,7 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    trace_native_crashes(Path(cfg.paths.output_dir))
     try:
         return run_train(cfg).get("silhouette")
     except (UserFacingError, FloatingPointError, TrainingStopped) as error:
