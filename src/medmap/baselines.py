@@ -1,4 +1,4 @@
-"""Table 1's reference maps (SPEC §5): openTSNE of fixed features, no training.
+"""Table 1's reference maps (docs/method.md §5): openTSNE of fixed features, no training.
 
 ``features`` picks what t-SNE sees: the raw pixels, or the average-pooled output of an
 ImageNet-pretrained torchvision ResNet (images resized to 224, ImageNet normalisation).

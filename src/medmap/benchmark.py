@@ -2,7 +2,7 @@
 (the upper bound) and against the reference ``tsimcne`` package (scripts/bench_reference.py).
 
 Each part runs in its own process (scripts/bench.py) so that its peak memory is its own.
-Images/s counts images, each seen as two augmented views, as SPEC's throughput figures do.
+Images/s counts images, each seen as two augmented views, as the study's throughput figures do.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def render_markdown(result: dict[str, Any]) -> str:
 
 
 def augmentation_pipelines(spec: AugmentationSpec, fill_colour, size: int) -> dict[str, Any]:
-    """The same augmentation (SPEC §2; rot90's quarter turns left out) written four ways, each
+    """The same augmentation (docs/method.md §2; rot90's quarter turns left out) written four ways, each
     a function from a uint8 batch (B, H, W, 3) on the device to one float view per image:
     our batched augmenter; kornia's batched per-sample augmentations; torchvision.transforms.v2
     on tensors (one parameter draw per call, so one call per image); torchvision on PIL images,

@@ -1,4 +1,4 @@
-"""Scores of a 2-D map against the true classes (SPEC §4)."""
+"""Scores of a 2-D map against the true classes (docs/method.md §4)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 def silhouette(
     embedding: np.ndarray, labels: np.ndarray, device: str | torch.device = "cpu"
 ) -> float:
-    """Euclidean silhouette of all points, as scikit-learn defines it (SPEC §4); NaN when
+    """Euclidean silhouette of all points, as scikit-learn defines it (docs/method.md §4); NaN when
     fewer than 2 classes or too few points.
 
     Computed exactly, in float64 with torch on ``device`` (the run's), block by block: with

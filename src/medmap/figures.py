@@ -1,4 +1,4 @@
-"""Publication figures from finished runs (``make figures``; SPEC §7), PNG and PDF.
+"""Publication figures from finished runs (``make figures``; docs/method.md §7), PNG and PDF.
 
 - ``thumbnail_map``: the map coloured by class with example images placed on it and the
   classes named at their centres (the study's Figure 3).

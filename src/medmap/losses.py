@@ -1,4 +1,4 @@
-"""Contrastive losses as pure functions (SPEC §3).
+"""Contrastive losses as pure functions (docs/method.md §3).
 
 Both are InfoNCE over the 2N views of a batch of N images: every view is an anchor, its
 positive is the other view of the same image, and its denominator holds the positive and the

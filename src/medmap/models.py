@@ -1,4 +1,4 @@
-"""Backbone and projection head (SPEC §3), with the width of the backbone as a parameter.
+"""Backbone and projection head (docs/method.md §3), with the width of the backbone as a parameter.
 
 torchvision's ResNet fixes the channel widths of its BasicBlocks at 64..512, so the small-image
 ResNet18 is written out here: same depth and topology at any width, which is what lets CPU runs
@@ -101,7 +101,7 @@ class ProjectionHead(nn.Module):
         return self.output.out_features
 
     def replace_output(self, out_features: int, init_std: float | None = 1.0) -> None:
-        """A fresh output layer with ``out_features``; weights ~ N(0, init_std²) (SPEC: N(0, 1)
+        """A fresh output layer with ``out_features``; weights ~ N(0, init_std²) (docs/method.md §3: N(0, 1)
         for the new 2-D layer), or PyTorch's default init when ``init_std`` is None."""
         layer = nn.Linear(self.output.in_features, out_features)
         layer.to(device=self.output.weight.device, dtype=self.output.weight.dtype)

@@ -1,6 +1,6 @@
 """Two-view augmentation applied to whole uint8 batches on the training device.
 
-All geometric steps of SPEC §2 (random rotation with border-colour fill, 90° rotation, flips,
+All geometric steps of docs/method.md §2 (random rotation with border-colour fill, 90° rotation, flips,
 random resized crop) compose into one affine map per image, so each view costs a single
 ``grid_sample``; colour jitter and grayscale act on the batch with per-image random factors.
 Every draw comes from the generator passed in, so a (seed, step) pair fixes the views.
@@ -93,7 +93,7 @@ def apply_to_selected(
 
 
 class BatchAugmenter:
-    """Draws an augmented view of every image in a uint8 batch (SPEC §2 distributions)."""
+    """Draws an augmented view of every image in a uint8 batch (docs/method.md §2 distributions)."""
 
     def __init__(self, spec: AugmentationSpec, fill_colour) -> None:
         self.spec = spec

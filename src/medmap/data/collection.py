@@ -149,7 +149,7 @@ def stratified_subset(collection: ImageCollection, size: int | None, seed: int) 
 def mean_border_colour(images: np.ndarray) -> np.ndarray:
     """Mean RGB of each image's outermost pixel ring, averaged over the dataset, in [0, 1].
 
-    Used to fill the corners that an arbitrary rotation exposes (SPEC §2, randrot), so the
+    Used to fill the corners that an arbitrary rotation exposes (docs/method.md §2, randrot), so the
     rotated square does not stand out against the background of the images.
     """
     images = np.asarray(images)

@@ -1,4 +1,4 @@
-"""Data-quality experiments (SPEC §7): known problems planted in a dataset, to see whether the
+"""Data-quality experiments (docs/method.md §7): known problems planted in a dataset, to see whether the
 map exposes them.
 
 - ``duplicates=N`` appends N randomly perturbed copies of one randomly chosen image: brightness
