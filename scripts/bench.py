@@ -29,11 +29,11 @@ from medmap.benchmark import (
     time_model_only,
     time_pipeline,
 )
+from medmap.builders import build_module
 from medmap.data import load_dataset, mean_border_colour
 from medmap.devices import training_device
 from medmap.errors import UserFacingError
 from medmap.identity import git_commit
-from medmap.train import build_module
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("ours", "model_only", "augment")

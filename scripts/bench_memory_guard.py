@@ -20,9 +20,9 @@ CASES = [(16, 28, 256), (64, 28, 128), (16, 96, 64), (64, 96, 32)]
 
 def one_case(width: int, size: int, batch: int) -> str:
     from medmap.api import compose_config
+    from medmap.builders import build_module
     from medmap.data import ImageCollection
     from medmap.memory import measure_step_memory
-    from medmap.train import build_module
 
     cfg = compose_config(["experiment=smoke", f"model.width={width}", "model.head_hidden=1024"],
                          "outputs/bench-memory")  # fmt: skip

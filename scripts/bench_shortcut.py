@@ -28,7 +28,8 @@ def with_strided_shortcuts(network: SmallImageResNet18) -> SmallImageResNet18:
     for module in network.modules():
         for name, child in module.named_children():
             if isinstance(child, PointwiseStridedConv):
-                strided = nn.Conv2d(child.in_channels, child.out_channels, 1, child.step, bias=False)
+                strided = nn.Conv2d(child.in_channels, child.out_channels, 1, child.step)
+                strided.bias = None
                 strided.weight = child.weight
                 setattr(module, name, strided)
     return network
@@ -45,8 +46,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
+    threads = torch.get_num_threads()
     print(f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; median of {args.steps} steps, interleaved")  # fmt: skip
+          f"{threads} threads; median of {args.steps} steps, interleaved")  # fmt: skip
     print("| width | px | images | precision | strided 1x1 ms | subsample + 1x1 ms | change |")
     print("|---|---|---|---|---|---|---|")
     for width, pixels, count in SHAPES:

@@ -1,5 +1,6 @@
 """Time ``medmap.evaluation.silhouette`` (chunked, torch) against scikit-learn's
-``silhouette_score`` on the same map, and check that they agree (docs/method.md §4 asks for all points).
+``silhouette_score`` on the same map, and check that they agree (docs/method.md §4 asks for all
+points).
 
     python scripts/bench_silhouette.py [--points 49152] [--classes 8] [--device cpu]
 

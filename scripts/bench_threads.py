@@ -38,10 +38,10 @@ def measure_in_this_process(
 
     torch.set_num_threads(threads)
     from medmap.api import compose_config
+    from medmap.builders import build_module, effective_batch_size
     from medmap.data import load_dataset
     from medmap.devices import training_device
     from medmap.time_budget import measure_step_seconds
-    from medmap.train import build_module, effective_batch_size
 
     cfg = compose_config(overrides, REPO / "outputs" / "bench-threads")
     collection = load_dataset(cfg.dataset, cfg.seed)

@@ -8,11 +8,11 @@ import pytorch_lightning as pl
 import torch
 
 from conftest import compose_config
+from medmap.builders import build_module
 from medmap.data import ImageCollection
 from medmap.data.loading import training_loader
 from medmap.losses import make_loss
 from medmap.methods.schedule import annealed_dims
-from medmap.train import build_module
 
 
 def test_cosine_anneal_matches_the_upstream_formula_and_ends_at_two():

@@ -1,30 +1,45 @@
 """Bad input: one clear message naming the problem and the fix, a non-zero exit, no stack
-trace on the console (the trace goes to the run's error.log)."""
+trace on the console (the trace goes to the run's error.log).
+
+The cases run in-process through the entry point behind ``train.py`` (``medmap.train.main``
+with a config composed from the real ``conf/``); two go through the real CLI to check what the
+console shows."""
+
+import faulthandler
+import logging
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import cli, require_data
+from conftest import cli, compose_config, require_data
+from medmap.train import main, run_train
 
 
-def assert_clear_failure(result, *fragments: str) -> str:
-    console = result.stdout + result.stderr
-    assert result.returncode != 0, console[-2000:]
-    assert "Traceback" not in console, console[-3000:]
-    for fragment in fragments:
-        assert fragment in console, f"{fragment!r} not in:\n{console[-2000:]}"
-    return console
-
-
-def assert_trace_logged(run_dir) -> None:
+def fail_in_process(tmp_path, caplog, *overrides: str) -> str:
+    """Run the entry point on ``experiment=smoke`` + ``overrides``; return the logged message
+    of the exit it must end with (status 1)."""
+    run_dir = tmp_path / "run"
+    cfg = compose_config(["experiment=smoke", "logger=none", *overrides], run_dir)
+    caplog.clear()
+    try:
+        with (
+            caplog.at_level(logging.ERROR, logger="medmap.train"),
+            pytest.raises(SystemExit) as exit,
+        ):
+            main(cfg)
+    finally:
+        faulthandler.enable(file=sys.__stderr__)  # main() points it at the run's log
+    assert exit.value.code == 1
     assert "Traceback" in (run_dir / "error.log").read_text()
     assert (run_dir / "failed.json").is_file()
+    return caplog.text
 
 
-def run_smoke(tmp_path, *overrides):
-    run_dir = tmp_path / "run"
-    return cli("experiment=smoke", "logger=none", f"hydra.run.dir={run_dir}", *overrides), run_dir
+def assert_named(message: str, *fragments: str) -> None:
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in:\n{message[-2000:]}"
 
 
 @pytest.mark.parametrize(
@@ -46,27 +61,38 @@ def run_smoke(tmp_path, *overrides):
         (["aug.hflip_p=2"], ["probability"]),
     ],
 )  # fmt: skip
-def test_bad_settings_and_missing_data_give_one_message(tmp_path, overrides, fragments):
+def test_bad_settings_and_missing_data_give_one_message(tmp_path, caplog, overrides, fragments):
     if not any(o.startswith("dataset=") for o in overrides):  # these fail after loading
         require_data("medmnist", "bloodmnist.npz")
-    result, run_dir = run_smoke(tmp_path, *overrides)
-    assert_clear_failure(result, *fragments)
-    assert_trace_logged(run_dir)
+    assert_named(fail_in_process(tmp_path, caplog, *overrides), *fragments)
 
 
-def test_unknown_option_or_group_value_is_hydras_message(tmp_path):
-    result, _ = run_smoke(tmp_path, "model.depth=3")
-    assert_clear_failure(result, "Could not override 'model.depth'")
-    result, _ = run_smoke(tmp_path, "aug=sideways")
-    assert_clear_failure(result, "aug/sideways", "Available options")
+def assert_clear_cli_failure(result, *fragments: str) -> None:
+    console = result.stdout + result.stderr
+    assert result.returncode != 0, console[-2000:]
+    assert "Traceback" not in console, console[-3000:]
+    assert_named(console, *fragments)
 
 
-def test_empty_folder_and_corrupt_image_are_named(tmp_path):
+def test_the_console_shows_one_message_and_no_trace(tmp_path):
+    """Through the real CLI: a missing dataset offline, and Hydra's own message for an
+    unknown option and an unknown group value."""
+    run_dir = tmp_path / "run"
+    result = cli("experiment=smoke", "logger=none", f"hydra.run.dir={run_dir}", "dataset=npz",
+                 "dataset.path=/no/such/file.npz")  # fmt: skip
+    assert_clear_cli_failure(result, "No npz file", "dataset.path")
+    assert "Traceback" in (run_dir / "error.log").read_text()
+    result = cli("experiment=smoke", "model.depth=3")
+    assert_clear_cli_failure(result, "Could not override 'model.depth'")
+    result = cli("experiment=smoke", "aug=sideways")
+    assert_clear_cli_failure(result, "aug/sideways", "Available options")
+
+
+def test_empty_folder_and_corrupt_image_are_named(tmp_path, caplog):
     empty = tmp_path / "empty"
     empty.mkdir()
-    result, run_dir = run_smoke(tmp_path, "dataset=imagefolder", f"dataset.root={empty}")
-    assert_clear_failure(result, "No image files", str(empty))
-    assert_trace_logged(run_dir)
+    message = fail_in_process(tmp_path, caplog, "dataset=imagefolder", f"dataset.root={empty}")
+    assert_named(message, "No image files", str(empty))
 
     folder = tmp_path / "images"
     rng = np.random.default_rng(0)
@@ -77,27 +103,32 @@ def test_empty_folder_and_corrupt_image_are_named(tmp_path):
             Image.fromarray(pixels).save(folder / name / f"{i}.png")
     broken = folder / "b" / "truncated.png"
     broken.write_bytes((folder / "b" / "0.png").read_bytes()[:60])
-    result, _ = run_smoke(tmp_path, "dataset=imagefolder", f"dataset.root={folder}")
-    assert_clear_failure(result, str(broken), "skip_bad_files=true")
+    message = fail_in_process(tmp_path, caplog, "dataset=imagefolder", f"dataset.root={folder}")
+    assert_named(message, str(broken), "skip_bad_files=true")
 
-    result, run_dir = run_smoke(
-        tmp_path, "dataset=imagefolder", f"dataset.root={folder}", "dataset.skip_bad_files=true"
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert '"skipped_files": 1' in (run_dir / "metrics.json").read_text()
+    skipping = compose_config(["experiment=smoke", "logger=none", "dataset=imagefolder",
+                               f"dataset.root={folder}", "dataset.skip_bad_files=true",
+                               "method.epochs=[1,1,1]"], tmp_path / "skipping")  # fmt: skip
+    assert run_train(skipping)["skipped_files"] == 1
+    assert '"skipped_files": 1' in (tmp_path / "skipping" / "metrics.json").read_text()
 
 
-def test_npz_with_missing_keys_or_mismatched_labels(tmp_path):
+def test_npz_with_missing_keys_or_mismatched_labels(tmp_path, caplog):
     images = np.zeros((20, 28, 28, 3), dtype=np.uint8)
-    wrong_keys = tmp_path / "wrong.npz"
-    np.savez(wrong_keys, x=images, y=np.zeros(20))
-    result, _ = run_smoke(tmp_path, "dataset=npz", f"dataset.path={wrong_keys}")
-    assert_clear_failure(result, "none named train_images")
-    some_labels = tmp_path / "somelabels.npz"
-    np.savez(some_labels, train_images=images, train_labels=np.zeros(20), test_images=images)
-    result, _ = run_smoke(tmp_path, "dataset=npz", f"dataset.path={some_labels}")
-    assert_clear_failure(result, "lacks ['test_labels']", "or none for an unlabeled")
-    short = tmp_path / "short.npz"
-    np.savez(short, train_images=images, train_labels=np.zeros(15, dtype=int))
-    result, _ = run_smoke(tmp_path, "dataset=npz", f"dataset.path={short}")
-    assert_clear_failure(result, "20 images but 15 labels")
+    cases = {
+        "wrong.npz": ({"x": images, "y": np.zeros(20)}, ["none named train_images"]),
+        "somelabels.npz": (
+            {"train_images": images, "train_labels": np.zeros(20), "test_images": images},
+            ["lacks ['test_labels']", "or none for an unlabeled"],
+        ),
+        "short.npz": (
+            {"train_images": images, "train_labels": np.zeros(15, dtype=int)},
+            ["20 images but 15 labels"],
+        ),
+    }
+    for name, (arrays, fragments) in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        message = fail_in_process(
+            tmp_path, caplog, "dataset=npz", f"dataset.path={tmp_path / name}"
+        )
+        assert_named(message, *fragments)

@@ -10,12 +10,12 @@ from hydra.utils import get_class, get_method
 from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, compose_config
+from medmap.builders import build_baseline, build_logger, build_module, effective_batch_size
 from medmap.data import EXPERIMENT_KEYS, ImageCollection
 from medmap.devices import native_bf16, trainer_arguments, training_device, trains_in_bf16
 from medmap.identity import trains_a_network
 from medmap.methods import ContrastiveMapModule
 from medmap.plotting import plot_map
-from medmap.train import build_baseline, build_logger, build_module, effective_batch_size
 
 GROUPS = ("dataset", "aug", "loss", "method", "trainer", "logger", "experiment")
 REQUIRED = {"imagefolder": ["dataset.root=/some/folder"], "npz": ["dataset.path=/some/file.npz"]}

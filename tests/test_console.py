@@ -22,8 +22,15 @@ def test_an_unquoted_value_with_a_space_or_non_ascii_letter_is_named_with_its_fi
 
 @pytest.mark.parametrize(
     "argument",
-    ['dataset.root="/data/my scans"', "dataset.root='/données'", "aug=default,rot90",
-     "method.epochs=[1, 1, 3]", "dataset.root=/data/scans", "--cfg", "-m"],  # fmt: skip
+    [
+        'dataset.root="/data/my scans"',
+        "dataset.root='/données'",
+        "aug=default,rot90",
+        "method.epochs=[1, 1, 3]",
+        "dataset.root=/data/scans",
+        "--cfg",
+        "-m",
+    ],  # fmt: skip
 )
 def test_quoted_and_plain_overrides_pass(argument):
     assert unquoted_override_problem([argument]) is None

@@ -240,9 +240,17 @@ def test_a_native_crash_leaves_the_python_stack_in_train_log(tmp_path):
     np.savez(tmp_path / "tiny.npz", train_images=images)
     run = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "train.py", "dataset=npz", f"dataset.path={tmp_path / 'tiny.npz'}",
-         "experiment=smoke", "logger=none", "method.epochs=[500,1,1]", f"hydra.run.dir={run}",
-         "trainer.enable_progress_bar=false"],  # fmt: skip
+        [
+            sys.executable,
+            "train.py",
+            "dataset=npz",
+            f"dataset.path={tmp_path / 'tiny.npz'}",
+            "experiment=smoke",
+            "logger=none",
+            "method.epochs=[500,1,1]",
+            f"hydra.run.dir={run}",
+            "trainer.enable_progress_bar=false",
+        ],  # fmt: skip
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

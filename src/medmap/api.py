@@ -24,18 +24,18 @@ from PIL import Image
 
 from medmap.callbacks import RunRecord
 from medmap.checkpoints import load_checkpoint
+from medmap.cli import config_dir
 from medmap.data import ImageCollection
 from medmap.data.sources import UNLABELED, read_image, square_images
 from medmap.errors import UserFacingError
 from medmap.methods import TSimCNE as TSimCNEModule
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 FORMAT = "medmap-tsimcne/1"
 
 
 def compose_config(overrides: Sequence[str], output_dir: str | Path) -> DictConfig:
     """The config ``train.py`` would compose for these overrides (Hydra's compose API)."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(config_name="train", overrides=list(overrides))
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)

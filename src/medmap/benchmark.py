@@ -215,8 +215,8 @@ def render_markdown(result: dict[str, Any]) -> str:
 
 
 def augmentation_pipelines(spec: AugmentationSpec, fill_colour, size: int) -> dict[str, Any]:
-    """The same augmentation (docs/method.md §2; rot90's quarter turns left out) written four ways, each
-    a function from a uint8 batch (B, H, W, 3) on the device to one float view per image:
+    """The same augmentation (docs/method.md §2; rot90's quarter turns left out) written four
+    ways, each a function from a uint8 batch (B, H, W, 3) on the device to one float view per image:
     our batched augmenter; kornia's batched per-sample augmentations; torchvision.transforms.v2
     on tensors (one parameter draw per call, so one call per image); torchvision on PIL images,
     per image, as the reference package does in its DataLoader workers. kornia (a dev extra)

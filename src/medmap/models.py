@@ -14,7 +14,8 @@ from torch import nn
 class PointwiseStridedConv(nn.Conv2d):
     """A 1x1 convolution with stride s computed as "keep every s-th pixel (an average pool over
     1x1 windows), then a 1x1 stride-1 convolution": the same numbers and the same weight (so the
-    same checkpoints) as ``nn.Conv2d(in, out, 1, s)``, at the same speed (scripts/bench_shortcut.py).
+    same checkpoints) as ``nn.Conv2d(in, out, 1, s)``, at the same speed
+    (scripts/bench_shortcut.py).
 
     Why: on CPUs with AVX-512, oneDNN's strided 1x1 kernel (``brgconv_strided:avx512_core``,
     torch 2.14.1 / oneDNN 3.12) corrupts the heap in its backward pass for channels-last inputs
@@ -101,8 +102,9 @@ class ProjectionHead(nn.Module):
         return self.output.out_features
 
     def replace_output(self, out_features: int, init_std: float | None = 1.0) -> None:
-        """A fresh output layer with ``out_features``; weights ~ N(0, init_std²) (docs/method.md §3: N(0, 1)
-        for the new 2-D layer), or PyTorch's default init when ``init_std`` is None."""
+        """A fresh output layer with ``out_features``; weights ~ N(0, init_std²)
+        (docs/method.md §3: N(0, 1) for the new 2-D layer), or PyTorch's default init when
+        ``init_std`` is None."""
         layer = nn.Linear(self.output.in_features, out_features)
         layer.to(device=self.output.weight.device, dtype=self.output.weight.dtype)
         if init_std is not None:

@@ -4,7 +4,7 @@ in the same minutes on a slower machine.
 Before training, a few real training steps (two augmented views, forward, loss, backward,
 SGD) on a throwaway copy of the network time one step on this machine. When the configured
 schedule would take longer than the budget, every phase's epochs are scaled by the same factor
-(at least one epoch each) and the chosen schedule is logged and written to
+(at least one epoch each) and the chosen schedule is returned, logged and written to
 ``<run>/time_budget.json``. The seed still fixes everything given that schedule: passing its
 epochs *and* warm-up epochs explicitly (the log line and the record name both) reproduces the
 run. A resumed run in the same directory keeps the schedule it started with instead of
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from medmap.devices import trainer_arguments, training_device
 from medmap.errors import UserFacingError
@@ -77,11 +77,11 @@ def fit_to_time_budget(
     steps_per_epoch: int,
     output_dir: Path,
 ) -> dict[str, Any] | None:
-    """Set ``cfg.method.epochs`` / ``warmup_epochs`` to a schedule that trains within
-    ``cfg.time_budget_minutes`` (None: no budget, nothing changes); returns what was decided
-    (also in ``<output_dir>/time_budget.json``). ``build_probe`` makes the network to time; it
-    is built and stepped with the global random state put back afterwards, so the run's own
-    network is the one an explicit schedule would give."""
+    """The schedule that trains within ``cfg.time_budget_minutes``: a record whose ``epochs``
+    and ``warmup_epochs`` replace the configured ones (None: no budget). ``cfg`` is left as it
+    is; the record is also written to ``<output_dir>/time_budget.json``. ``build_probe`` makes
+    the network to time; it is built and stepped with the global random state put back
+    afterwards, so the run's own network is the one an explicit schedule would give."""
     minutes = cfg.get("time_budget_minutes")
     if minutes is None:
         return None
@@ -131,9 +131,6 @@ def fit_to_time_budget(
         else:
             log.info("Time budget %s min: the configured epochs %s fit (about %.0f min here)",
                      minutes, planned, projected / 60)  # fmt: skip
-    with open_dict(cfg):
-        cfg.method.epochs = record["epochs"]
-        cfg.method.warmup_epochs = record["warmup_epochs"]
     return record
 
 

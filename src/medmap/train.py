@@ -1,7 +1,10 @@
 """``run_train(cfg)``: one experiment from a composed config to the files of its run directory.
 
-The root ``train.py`` is a thin ``@hydra.main`` around ``main``; tests call ``run_train`` with
-configs composed from the same ``conf/``.
+The stages, in order: load the data; train the network (or, for a t-SNE baseline, map fixed
+features); look for problems in the data; score the map; write the run's files. Builders live in
+``builders``, resuming in ``resume``, what a run writes in ``run_files``. The root ``train.py``
+and ``medmap-train`` are thin ``@hydra.main`` wrappers around ``main``; tests call ``run_train``
+with configs composed from the same ``conf/``.
 """
 
 from __future__ import annotations
@@ -9,198 +12,37 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from medmap.baselines import TSNEBaseline
-from medmap.callbacks import MapSnapshots, PhaseSchedule, RunRecord, SaveOnStop
-from medmap.checkpoints import AtomicCheckpointIO, load_checkpoint, newest_checkpoint
+from medmap.builders import (
+    build_baseline,
+    build_logger,
+    build_module,
+    build_trainer,
+    effective_batch_size,
+)
 from medmap.console import quiet_library_noise
 from medmap.crash_trace import trace_native_crashes
-from medmap.data import ImageCollection, load_dataset, mean_border_colour, stratified_subset
+from medmap.data import ImageCollection, load_dataset
 from medmap.data.loading import batches_per_epoch, resident_images, training_loader
-from medmap.devices import trainer_arguments
 from medmap.errors import TrainingStopped, UserFacingError
 from medmap.evaluation import class_scores
 from medmap.identity import config_digest, git_commit, run_identity, trains_a_network
 from medmap.memory import available_bytes, check_step_fits, measure_step_memory
-from medmap.methods import ContrastiveMapModule, build_phases
+from medmap.methods import ContrastiveMapModule
 from medmap.plotting import run_title
 from medmap.quality import find_problems, planted_scores
+from medmap.resume import check_resume_checkpoint, checkpoint_identity, resume_from
 from medmap.run_files import finished_run, run_metrics, save_run_outputs, write_failure_record
 from medmap.time_budget import fit_to_time_budget
 
 log = logging.getLogger(__name__)
-
-
-def effective_batch_size(requested: int, dataset_size: int) -> int:
-    """The batch size actually used: the requested one, or the whole dataset when it is
-    smaller (a contrastive batch needs at least 2 images)."""
-    if requested < 2:
-        raise UserFacingError(f"method.batch_size must be at least 2, got {requested}.")
-    if dataset_size < 2:
-        raise UserFacingError(f"The dataset has {dataset_size} image(s); training needs 2 or more.")
-    if requested > dataset_size:
-        log.warning(
-            "method.batch_size=%d is larger than the dataset (%d images): using %d",
-            requested,
-            dataset_size,
-            dataset_size,
-        )
-        return dataset_size
-    return requested
-
-
-def check_optimiser_settings(method: DictConfig, loss: DictConfig) -> None:
-    for name, value, valid, rule in (
-        ("method.lr_per_256", method.lr_per_256, method.lr_per_256 > 0, "> 0"),
-        ("method.momentum", method.momentum, 0 <= method.momentum < 1, "in [0, 1)"),
-        ("method.weight_decay", method.weight_decay, method.weight_decay >= 0, ">= 0"),
-        ("loss.temperature", loss.temperature, loss.temperature > 0, "> 0"),
-        ("loss.exaggeration", loss.exaggeration, loss.exaggeration > 0, "> 0"),
-    ):
-        if not valid:
-            raise ValueError(f"{name} must be {rule}, got {value}")
-
-
-def build_module(cfg: DictConfig, collection: ImageCollection, batch_size: int):
-    method = cfg.method
-    try:
-        check_optimiser_settings(method, cfg.loss)
-        phases = build_phases(
-            method.epochs,
-            method.out_dims,
-            method.trainable,
-            method.lr_factors,
-            method.warmup_epochs,
-        )
-        return get_class(method._target_)(
-            phases=[asdict(phase) for phase in phases],
-            backbone_width=cfg.model.width,
-            head_hidden=cfg.model.head_hidden,
-            loss_kernel=cfg.loss.kernel,
-            temperature=cfg.loss.temperature,
-            exaggeration=cfg.loss.exaggeration,
-            base_lr=method.lr_per_256 * batch_size / 256,
-            momentum=method.momentum,
-            weight_decay=method.weight_decay,
-            augmentation=OmegaConf.to_container(cfg.aug, resolve=True),
-            fill_colour=mean_border_colour(collection.images).tolist(),
-            steps_per_epoch=batches_per_epoch(len(collection), batch_size, cfg.drop_last),
-            seed=cfg.seed,
-            channels_last=cfg.model.channels_last,
-            compile_backbone=cfg.model.compile,
-            new_output_init_std=method.new_output_init_std,
-            map_options=OmegaConf.to_container(method.map, resolve=True)
-            if "map" in method
-            else None,
-            **({"anneal": OmegaConf.to_container(method.anneal)} if "anneal" in method else {}),
-        )
-    except ValueError as error:  # out-of-range settings in method, model, loss or aug
-        raise UserFacingError(f"Invalid configuration: {error}") from error
-
-
-def build_baseline(cfg: DictConfig) -> TSNEBaseline:
-    method = cfg.method
-    return get_class(method._target_)(
-        features=method.features,
-        seed=cfg.seed,
-        weights=method.weights,
-        image_size=method.image_size,
-        feature_batch_size=method.feature_batch_size,
-        map_options=OmegaConf.to_container(method.map, resolve=True),
-        pixel_reduction=method.pixel_reduction,
-        pca_components=method.pca_components,
-        max_pixel_gib=method.max_pixel_gib,
-    )
-
-
-def build_logger(cfg: DictConfig, output_dir: Path):
-    kind = cfg.logger.kind
-    if kind == "none":
-        return False
-    if kind == "csv":
-        return pl.loggers.CSVLogger(save_dir=str(output_dir), name="csv", version="")
-    if kind == "wandb":
-        identity = run_identity(cfg)
-        return pl.loggers.WandbLogger(
-            project=cfg.logger.project,
-            save_dir=str(output_dir),
-            mode=cfg.logger.mode,
-            group=cfg.logger.group
-            or _sweep_name()
-            or f"{identity['method']}-{identity['dataset']}",
-            name=output_dir.name,
-            tags=[f"{key}={value}" for key, value in identity.items() if value is not None],
-            config=OmegaConf.to_container(cfg, resolve=True),
-        )
-    raise UserFacingError(f"Unknown logger.kind {kind!r}: use none, csv or wandb.")
-
-
-def _sweep_name() -> str | None:
-    """The multirun's sweep directory name (groups a sweep's runs on the dashboard)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return Path(HydraConfig.get().sweep.dir).name
-    return None
-
-
-def checkpoint_identity(cfg: DictConfig, collection: ImageCollection) -> dict[str, Any]:
-    """What a checkpoint must agree on to be resumed (epochs and rates may change)."""
-    return {
-        "method": cfg.method.name,
-        "dataset": collection.name,
-        "n_images": len(collection),
-        "width": cfg.model.width,
-        "head_hidden": cfg.model.head_hidden,
-        "image_size": collection.image_size,
-    }
-
-
-def check_resume_checkpoint(path: str, expected: dict[str, Any]) -> None:
-    """Refuse, with the differences named, a checkpoint that another run wrote."""
-    saved = load_checkpoint(path).get(RunRecord.KEY)
-    if saved is None:
-        raise UserFacingError(
-            f"ckpt_path={path} was not written by this project's train.py (it records no run). "
-            "Resume from <run dir>/checkpoints/last.ckpt of a medmap run."
-        )
-    differences = [
-        f"{key}: checkpoint {saved.get(key)!r}, this run {value!r}"
-        for key, value in expected.items()
-        if saved.get(key) != value
-    ]
-    if differences:
-        raise UserFacingError(
-            f"ckpt_path={path} belongs to a different run ({'; '.join(differences)}). Resume "
-            "with the overrides of the run that wrote it (its .hydra/overrides.yaml), or drop "
-            "ckpt_path to start afresh."
-        )
-
-
-def resume_from(cfg: DictConfig, output_dir: Path) -> str | None:
-    """``ckpt_path`` when given; else, with ``auto_resume``, the newest checkpoint already in
-    the run directory, so a stopped or requeued job run again with the same directory goes
-    on where it stopped."""
-    if cfg.ckpt_path or not cfg.auto_resume:
-        return cfg.ckpt_path
-    found = newest_checkpoint(output_dir)
-    if found is not None:
-        log.info(
-            "Resuming from %s, the newest checkpoint in this run directory (ckpt_path= picks "
-            "another; auto_resume=false starts afresh)",
-            found,
-        )
-    return str(found) if found else None
 
 
 def train_network(
@@ -219,45 +61,13 @@ def train_network(
         steps_per_epoch,
         output_dir,
     )
-    module = build_module(cfg, collection, batch_size)
+    module = build_module(cfg, collection, batch_size, time_budget)
     identity = checkpoint_identity(cfg, collection)
     ckpt_path = resume_from(cfg, output_dir)
     if ckpt_path:
         check_resume_checkpoint(ckpt_path, identity)
-    snapshot_sample = stratified_subset(collection, cfg.evaluation.snapshot_points, cfg.seed)
-    checkpoint_dir = output_dir / "checkpoints"
     quiet_library_noise()
-    arguments = trainer_arguments(cfg.trainer)
-    # Log at least once per epoch on small collections (and without Lightning's warning).
-    arguments["log_every_n_steps"] = max(1, min(arguments["log_every_n_steps"], steps_per_epoch))
-    trainer = pl.Trainer(
-        **arguments,
-        max_epochs=module.total_epochs,
-        default_root_dir=str(output_dir),
-        logger=logger,
-        plugins=[AtomicCheckpointIO()],
-        use_distributed_sampler=False,  # SeededBatchSampler splits each global batch itself
-        callbacks=[
-            RunRecord(identity),
-            SaveOnStop(checkpoint_dir),
-            PhaseSchedule(checkpoint_dir),
-            # No monitor + top-1: every epoch overwrites checkpoints/last.ckpt.
-            pl.callbacks.ModelCheckpoint(
-                dirpath=str(checkpoint_dir),
-                filename="last",
-                save_top_k=1,
-                enable_version_counter=False,
-            ),
-            MapSnapshots(
-                snapshot_sample.images,
-                snapshot_sample.labels,
-                collection.class_names,
-                output_dir / "snapshots",
-                cfg.evaluation.snapshot_every_n_epochs,
-                send_to_logger=cfg.logger.get("send_images", False),
-            ),
-        ],
-    )
+    trainer = build_trainer(cfg, module, collection, output_dir, logger, identity, steps_per_epoch)
     device = trainer.strategy.root_device
     step = measure_step_memory(module, collection.image_size)
     free = available_bytes(device, cfg.memory_limit_gib)
@@ -293,7 +103,7 @@ def train_network(
         module.embed_map(collection.images, features),
         features,
         {
-            "epochs": list(cfg.method.epochs),
+            "epochs": [phase.epochs for phase in module.phases],
             "batch_size": batch_size,
             "steps_per_epoch": steps_per_epoch,  # with the last partial batch unless drop_last
             "time_budget": time_budget,
@@ -327,7 +137,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     quiet_library_noise()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    digest = config_digest(cfg)  # before a time budget rewrites the epochs
+    digest = config_digest(cfg)
     finished = finished_run(cfg, output_dir, digest)
     if finished is not None:
         log.info(
@@ -402,6 +212,6 @@ def main(cfg: DictConfig) -> float | None:
         log.error("%s", error)
         if isinstance(error, TrainingStopped):
             sys.exit(error.exit_code)  # a stop from outside ends a multirun too
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             return None
         sys.exit(1)

@@ -1,8 +1,9 @@
 """Two-view augmentation applied to whole uint8 batches on the training device.
 
-All geometric steps of docs/method.md §2 (random rotation with border-colour fill, 90° rotation, flips,
-random resized crop) compose into one affine map per image, so each view costs a single
-``grid_sample``; colour jitter and grayscale act on the batch with per-image random factors.
+All geometric steps of docs/method.md §2 (random rotation with border-colour fill, 90°
+rotation, flips, random resized crop) compose into one affine map per image, so each view costs
+a single ``grid_sample``; colour jitter and grayscale act on the batch with per-image random
+factors.
 Every draw comes from the generator passed in, so a (seed, step) pair fixes the views.
 """
 

@@ -1,4 +1,5 @@
-"""Augmentation settings as data: one flat, typed spec per option of ``conf/aug`` (docs/method.md §2)."""
+"""Augmentation settings as data: one flat, typed spec per option of ``conf/aug``
+(docs/method.md §2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Data-quality experiments (docs/method.md §7): known problems planted in a dataset, to see whether the
-map exposes them.
+"""Data-quality experiments (docs/method.md §7): known problems planted in a dataset, to see
+whether the map exposes them.
 
 - ``duplicates=N`` appends N randomly perturbed copies of one randomly chosen image: brightness
   and contrast each within ±``brightness``/``contrast`` (default 10%), Gaussian noise of σ =

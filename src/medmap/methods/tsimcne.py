@@ -10,8 +10,8 @@ from medmap.methods.schedule import annealed_dims
 
 
 class TSimCNE(ContrastiveMapModule):
-    """Three phases (docs/method.md §3): 128-D pretraining, a new 2-D output layer trained alone, then
-    everything fine-tuned at a lower rate. The map is the network's own 2-D output."""
+    """Three phases (docs/method.md §3): 128-D pretraining, a new 2-D output layer trained
+    alone, then everything fine-tuned at a lower rate. The map is the network's own 2-D output."""
 
     def embed_map(self, images: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         if self.head.out_features != 2:
