@@ -67,11 +67,16 @@ explore: install  ## the interactive HTML map of a run: make explore RUN=<run di
 figures: install  ## figures (PNG + PDF) from finished runs under outputs/ into outputs/figures/, no training
 	$(BIN)/python scripts/figures.py
 
-test: install browser  ## the test suite (real data from DATA_DIR, else ../shared/data; slow tests excluded)
-	$(BIN)/python -m pytest
+# Tests run in TEST_JOBS processes side by side (pytest-xdist; a test file stays in one), one
+# thread each: most of a test's time is single-threaded start-up, imports and Python.
+TEST_JOBS ?= 2
+PYTEST = OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
+
+test: install browser  ## the test suite, ~5 min on 2 cores (real data from DATA_DIR, else ../shared/data; slow tests excluded)
+	$(PYTEST)
 
 test-all: install browser  ## the test suite including the tests marked slow
-	$(BIN)/python -m pytest -m ""
+	$(PYTEST) -m ""
 
 lint: install  ## ruff lint and format check
 	$(BIN)/ruff check .

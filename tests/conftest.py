@@ -18,8 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 # The decoded-image cache of the test runs (and of the runs they start) goes to a temporary
 # folder, not beside the shared data.
-os.environ.setdefault("MEDMAP_CACHE_DIR", tempfile.mkdtemp(prefix="medmap-test-cache-"))
-atexit.register(shutil.rmtree, os.environ["MEDMAP_CACHE_DIR"], ignore_errors=True)
+# Made once, by the first process (pytest-xdist's workers inherit it), and removed by that one.
+if "MEDMAP_CACHE_DIR" not in os.environ:
+    os.environ["MEDMAP_CACHE_DIR"] = tempfile.mkdtemp(prefix="medmap-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["MEDMAP_CACHE_DIR"], ignore_errors=True)
 
 
 def data_dir() -> Path:
@@ -66,3 +68,17 @@ def cli(*args: str, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess
         timeout=timeout,
         **kwargs,
     )
+
+
+# One smoke run through the real CLI, shared by the tests that only read a run's files (or add
+# their own beside them: embed.py, explore.py): 400 BloodMNIST-like images of the train split.
+SHARED_RUN = ["experiment=smoke", "logger=none", "dataset.splits=[train]", "dataset.subset=400"]
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory) -> Path:
+    require_data("medmnist", "bloodmnist.npz")
+    run = tmp_path_factory.mktemp("shared") / "run"
+    result = cli(*SHARED_RUN, f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, cli, data_dir, require_data
+from conftest import REPO, data_dir, require_data
 from medmap import TSimCNE
 from medmap.data import load_dataset
 from medmap.errors import UserFacingError
 
 
-def blood_subset(count):
+def blood_subset(count, splits=None):
     """The stratified subset a smoke run with dataset.subset=count trains on."""
     require_data("medmnist", "bloodmnist.npz")
     spec = {
@@ -25,6 +25,7 @@ def blood_subset(count):
         "flag": "bloodmnist",
         "root": str(data_dir() / "medmnist"),
         "subset": count,
+        **({"splits": splits} if splits else {}),
     }
     return load_dataset(spec, seed=0)
 
@@ -51,7 +52,7 @@ def test_fit_transform_save_load_round_trip(tmp_path):
 
 
 @pytest.mark.data
-def test_fit_on_image_files_and_load_a_run_directory(tmp_path):
+def test_fit_on_image_files_and_load_a_run_directory(tmp_path, shared_run):
     collection = blood_subset(80)
     files = []
     for index, pixels in enumerate(collection.images):
@@ -60,25 +61,18 @@ def test_fit_on_image_files_and_load_a_run_directory(tmp_path):
     model = TSimCNE(experiment="smoke", overrides=["method.batch_size=32"]).fit(files)
     assert model.embedding_.shape == (80, 2) and model.image_size == 28
 
-    run = tmp_path / "run"
-    result = cli("experiment=smoke", "logger=none", "dataset.subset=200", f"hydra.run.dir={run}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    from_run = TSimCNE.load(run)
-    same = blood_subset(200)
-    np.testing.assert_allclose(from_run.transform(same.images), np.load(run / "embedding.npy"),
-                               atol=1e-4)  # fmt: skip
+    from_run = TSimCNE.load(shared_run)
+    same = blood_subset(400, splits=["train"])
+    np.testing.assert_allclose(from_run.transform(same.images),
+                               np.load(shared_run / "embedding.npy"), atol=1e-4)  # fmt: skip
 
 
 @pytest.mark.data
-def test_embed_py_maps_a_held_out_test_split_into_a_train_only_map(tmp_path):
-    require_data("medmnist", "bloodmnist.npz")
-    run = tmp_path / "run"
-    trained = cli("experiment=smoke", "logger=none", "dataset.splits=[train]",
-                  "dataset.subset=1000", f"hydra.run.dir={run}")  # fmt: skip
-    assert trained.returncode == 0, trained.stderr[-2000:]
+def test_embed_py_maps_a_held_out_test_split_into_a_train_only_map(shared_run):
+    run = shared_run
     # strict JSON: the linear probe has no test split here, and its undefined score is null
     metrics = json.loads((run / "metrics.json").read_text(), parse_constant=pytest.fail)
-    assert metrics["n_images"] == 1000 and metrics["linear_acc"] is None
+    assert metrics["n_images"] == 400 and metrics["linear_acc"] is None
     env = {**os.environ, "DATA_DIR": str(data_dir())}
     embedded = subprocess.run(
         [sys.executable, "embed.py", f"run={run}", "dataset=bloodmnist", "dataset.splits=[test]"],

@@ -73,6 +73,8 @@ def run_bench(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+# slow (about 42 s: three timed processes): make test-all runs it
+@pytest.mark.slow
 def test_bench_writes_json_and_table_for_ours_and_the_bound(tmp_path):
     require_data("medmnist", "bloodmnist.npz")
     result = run_bench(tmp_path, "bench.reference_python=/nonexistent/python")
@@ -117,6 +119,8 @@ def test_slurm_launcher_config_composes_to_submitit(tmp_path):
     assert launcher["gpus_per_node"] == 1 and launcher["timeout_min"] >= 24 * 60
 
 
+# slow (about 55 s: the SLURM launcher's local mode, two jobs): make test-all runs it
+@pytest.mark.slow
 def test_a_sweep_runs_through_the_submitit_launcher(tmp_path):
     require_data("medmnist", "breastmnist.npz")
     result = cli("-m", "hydra/launcher=submitit_local", "experiment=smoke", "dataset=breastmnist",

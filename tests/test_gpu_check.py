@@ -10,6 +10,8 @@ import pytest
 from conftest import REPO, data_dir, require_data
 
 
+# slow (about 60 s: five processes of a script meant for a GPU): make test-all runs it
+@pytest.mark.slow
 @pytest.mark.data
 def test_gpu_check_dry_runs_on_the_cpu_and_writes_its_record(tmp_path):
     require_data("medmnist", "bloodmnist.npz")

@@ -29,8 +29,9 @@ def test_pointwise_strided_conv_matches_a_strided_1x1_convolution(channels_last)
     torch.testing.assert_close(outputs[1], outputs[0])
     for output in outputs:
         (output * torch.arange(output.numel()).reshape(output.shape)).sum().backward()
-    torch.testing.assert_close(inputs[1].grad, inputs[0].grad)
-    torch.testing.assert_close(replacement.weight.grad, reference.weight.grad)
+    # gradients of size ~1e3: kernels may sum in another order (float32)
+    torch.testing.assert_close(inputs[1].grad, inputs[0].grad, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(replacement.weight.grad, reference.weight.grad, rtol=1e-5, atol=1e-3)
 
 
 def test_the_backbone_has_no_strided_1x1_convolution_and_keeps_its_checkpoint_keys():

@@ -35,6 +35,8 @@ def test_the_scale_benchmark_runs_every_stage_on_a_small_collection(tmp_path):
     assert all(-1 <= found["silhouette"] <= 1 for found in maps.values())
 
 
+# slow (about 37 s: every stage of make scale): make test-all runs it
+@pytest.mark.slow
 def test_a_stopped_scale_benchmark_resumes_after_its_recorded_steps(tmp_path):
     """Each finished step is recorded at once; --resume skips those and keeps the files."""
     work = tmp_path / "scale"
