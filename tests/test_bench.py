@@ -19,7 +19,13 @@ from omegaconf import OmegaConf
 
 from conftest import REPO, cli, compose_config, data_dir, require_data
 from medmap.augment import AugmentationSpec
-from medmap.benchmark import augmentation_pipelines, render_markdown, summarise
+from medmap.benchmark import (
+    augmentation_pipelines,
+    matmul_ceiling_gflop_s,
+    render_markdown,
+    step_flops,
+    summarise,
+)
 
 REFERENCE_PYTHON = REPO / ".venv-reference" / "bin" / "python"
 
@@ -45,6 +51,29 @@ def test_summary_ratios_and_markdown_name_the_three_parts():
     result = summarise(parts, cfg, {}, n_images=17092)
     assert result["reference_img_s"] is None and result["ours_vs_reference"] is None
     assert "reference was not run" in render_markdown(result)
+
+
+def test_step_flops_count_forward_and_backward_products_by_hand():
+    """Linear(10 -> 20) on 4 rows: forward 2*4*10*20 = 1,600 FLOPs; backward, the weight's
+    gradient (1,600) and, when the input needs one, the input's (1,600)."""
+    layer = torch.nn.Linear(10, 20)
+    frozen_input = torch.randn(4, 10)
+    assert step_flops(lambda: layer(frozen_input).sum().backward()) == 3200
+    free_input = torch.randn(4, 10, requires_grad=True)
+    assert step_flops(lambda: layer(free_input).sum().backward()) == 4800
+
+
+def test_the_share_of_the_matmul_ceiling_is_reported_for_both_parts():
+    cfg = compose_config(["experiment=bench"])
+    bound = fake_part(320.0, step_gflop=50.0, achieved_gflop_s=100.0,
+                      matmul_ceiling_gflop_s=400.0, share_of_ceiling=0.25)  # fmt: skip
+    result = summarise({"ours": fake_part(160.0), "model_only": bound}, cfg, {}, n_images=17092)
+    assert result["model_only_share_of_ceiling"] == 0.25
+    assert result["ours_share_of_ceiling"] == 0.125  # half the images/s of the bound
+    markdown = render_markdown(result)
+    assert "**50.0 GFLOP**" in markdown and "400 GFLOP/s" in markdown
+    assert "alone reaches **25%**" in markdown and "pipeline **12%**" in markdown  # 12.5 -> 12
+    assert 0 < matmul_ceiling_gflop_s(torch.device("cpu"), bf16=False, size=256) < 1e5
 
 
 @pytest.mark.parametrize("setting", ["default", "randrot"])

@@ -190,8 +190,11 @@ def test_truncated_or_foreign_npz_gets_one_message_naming_the_file(tmp_path):
     for path in (truncated, text):
         with pytest.raises(UserFacingError) as error:
             load_npz(path)
-        assert str(path) in str(error.value) and "not a readable npz file" in str(error.value)
-        assert "allow_pickle" not in str(error.value)
+        message = str(error.value)
+        assert str(path) in message and "not a readable npz file" in message
+        # the likely cause and the fix, and never numpy's advice to run a foreign file's code
+        assert "It may be truncated" in message and "fetch or copy it again" in message
+        assert "numpy.savez with <split>_images" in message and "allow_pickle" not in message
     result = cli("experiment=smoke", "dataset=npz", f"dataset.path={truncated}",
                  f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
     console = result.stdout + result.stderr

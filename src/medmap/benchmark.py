@@ -104,16 +104,52 @@ def time_model_only(cfg: DictConfig, collection: ImageCollection, module) -> dic
     optimizer = module.configure_optimizers()["optimizer"]
     bf16 = trains_in_bf16(cfg.trainer)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-    _synchronize(device)
-    started = time.perf_counter()
-    for _ in range(steps):
+
+    def step() -> None:
         with autocast:
             loss = module.loss_fn(*module(views).chunk(2))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+
+    flops = step_flops(step)
     _synchronize(device)
-    return _part(steps * batch_size, time.perf_counter() - started, device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _synchronize(device)
+    seconds = time.perf_counter() - started
+    ceiling = matmul_ceiling_gflop_s(device, bf16)
+    achieved = flops * steps / seconds / 1e9
+    return _part(steps * batch_size, seconds, device, step_gflop=round(flops / 1e9, 3),
+                 achieved_gflop_s=round(achieved, 1), matmul_ceiling_gflop_s=round(ceiling, 1),
+                 share_of_ceiling=round(achieved / ceiling, 3))  # fmt: skip
+
+
+def step_flops(step) -> int:
+    """Floating-point operations of one training step (forward, loss, backward; a multiply-add
+    counts 2), as torch.utils.flop_counter counts them: convolutions and matrix products, the
+    bulk of the work; element-wise layers (BatchNorm, ReLU, the optimiser) are not counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def matmul_ceiling_gflop_s(device: torch.device, bf16: bool, size: int = 2048) -> float:
+    """What this device's cores reach on a large matrix product in the training precision
+    (best of 5): the practical ceiling for a network made of convolutions."""
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    best = float("inf")
+    for _ in range(6):
+        _synchronize(device)
+        started = time.perf_counter()
+        a @ b
+        _synchronize(device)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
 
 
 def describe_device(device: torch.device) -> str:
@@ -154,6 +190,15 @@ def summarise(
         "reference_img_s": reference_img_s,
         "ours_vs_reference": round(ours["img_s"] / reference_img_s, 2) if reference_img_s else None,
         "ours_vs_model_only": round(ours["img_s"] / bound["img_s"], 3),
+        "step_gflop": bound.get("step_gflop"),
+        "matmul_ceiling_gflop_s": bound.get("matmul_ceiling_gflop_s"),
+        "model_only_share_of_ceiling": bound.get("share_of_ceiling"),
+        # medmap's pipeline does the same steps (full batches) in its own time
+        "ours_share_of_ceiling": round(
+            bound["share_of_ceiling"] * ours["img_s"] / bound["img_s"], 3
+        )
+        if bound.get("share_of_ceiling")
+        else None,
         "parts": parts,
         "versions": versions,
     }
@@ -191,6 +236,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         if versus_reference
         else "- (a)/(c): the reference was not run (see `make bench`).",
         f"- (a)/(b) = **{result['ours_vs_model_only']:.3f}** of the model-only bound.",
+        *_flop_lines(result),
         f"- channels_last {result['channels_last']}, torch.compile {result['compile']}.",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
     ]
@@ -313,3 +359,18 @@ def time_augmentations(
             best = min(best, time.perf_counter() - started)
         rates[name] = round(len(images) / best, 1)
     return rates
+
+
+def _flop_lines(result: dict[str, Any]) -> list[str]:
+    """How far from the hardware's limit a step runs: FLOPs of a step against the device's
+    large-matmul rate."""
+    if not result.get("step_gflop"):
+        return []
+    return [
+        f"- One training step ({2 * result['batch_size']} views, forward + backward): "
+        f"**{result['step_gflop']:.1f} GFLOP** (torch.utils.flop_counter: convolutions and "
+        "matrix products). A large matrix product in the same precision runs at "
+        f"{result['matmul_ceiling_gflop_s']:.0f} GFLOP/s here (the practical ceiling): the model "
+        f"alone reaches **{100 * result['model_only_share_of_ceiling']:.0f}%** of it, medmap's "
+        f"pipeline **{100 * result['ours_share_of_ceiling']:.0f}%**.",
+    ]
