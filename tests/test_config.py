@@ -13,6 +13,7 @@ from conftest import CONF_DIR, compose_config
 from medmap.builders import build_baseline, build_logger, build_module, effective_batch_size
 from medmap.data import EXPERIMENT_KEYS, ImageCollection
 from medmap.devices import native_bf16, trainer_arguments, training_device, trains_in_bf16
+from medmap.errors import UserFacingError
 from medmap.identity import trains_a_network
 from medmap.methods import ContrastiveMapModule
 from medmap.plotting import plot_map
@@ -83,6 +84,14 @@ def test_the_light_trains_a_network_rule_agrees_with_the_method_classes():
         assert trains_a_network(cfg) == trains, option
 
 
+def test_the_method_kind_is_explicit_and_old_run_configs_still_read():
+    with pytest.raises(UserFacingError, match="method.kind must be one of"):
+        trains_a_network(compose_config(["method.kind=umap"]))
+    saved_before_kind = OmegaConf.create({"method": {"name": "tsne", "features": "pixels"}})
+    assert not trains_a_network(saved_before_kind)
+    assert trains_a_network(OmegaConf.create({"method": {"name": "tsimcne"}}))
+
+
 def test_method_chooses_its_loss_unless_overridden(tmp_path):
     assert compose_config(["method=simclr"]).loss.kernel == "cosine"
     assert compose_config(["method=tsimcne"]).loss.kernel == "cauchy"
@@ -115,7 +124,6 @@ def test_budgets_set_epochs_and_batch_size_and_experiments_compose_with_any_data
 
 
 def test_batch_size_larger_than_dataset_shrinks_and_tiny_values_fail():
-    from medmap.errors import UserFacingError
 
     assert effective_batch_size(256, 30) == 30
     assert effective_batch_size(64, 1000) == 64

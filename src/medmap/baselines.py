@@ -1,4 +1,5 @@
-"""Table 1's reference maps (docs/method.md §5): openTSNE of fixed features, no training.
+"""Table 1's reference maps (docs/method.md §5): openTSNE of fixed features, no training
+(``method.kind: tsne``). ``tsne_map`` is also SimCLR's map of its backbone features.
 
 ``features`` picks what t-SNE sees: the raw pixels, or the average-pooled output of an
 ImageNet-pretrained torchvision ResNet (images resized to 224, ImageNet normalisation).
@@ -13,15 +14,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
+from openTSNE import TSNE
 
 from medmap.errors import UserFacingError
-from medmap.methods.simclr import tsne_map
 
 log = logging.getLogger(__name__)
 
 FEATURES = ("pixels", "resnet18", "resnet152")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def tsne_map(features: np.ndarray, seed: int, **tsne_options) -> np.ndarray:
+    """openTSNE with its defaults (perplexity 30, PCA init) unless options say otherwise."""
+    count = len(features)
+    perplexity = min(float(tsne_options.pop("perplexity", 30.0)), max(1.0, (count - 1) / 3))
+    tsne = TSNE(
+        perplexity=perplexity,
+        random_state=seed,
+        n_jobs=torch.get_num_threads(),  # OMP_NUM_THREADS: parallel jobs share the cores
+        verbose=False,
+        **tsne_options,
+    )
+    return np.asarray(tsne.fit(np.asarray(features, dtype=np.float32)), dtype=np.float32)
 
 
 class WeightsUnavailableError(UserFacingError):

@@ -12,16 +12,25 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from medmap.errors import UserFacingError
+
 # The settings that decide a run's results; where its files and data live does not.
 RESULT_SETTINGS = ("dataset", "aug", "loss", "method", "model", "seed", "budget", "drop_last",
                    "time_budget_minutes", "evaluation", "quality")  # fmt: skip
 WHERE_DATA_LIVES = ("root", "cache_dir")
 
 
+METHOD_KINDS = ("contrastive", "tsne")
+
+
 def trains_a_network(cfg: DictConfig) -> bool:
-    """Contrastive methods train a network; the t-SNE baselines embed fixed ``features``
-    (conf/method/tsne.yaml). A test checks this against the method classes."""
-    return "features" not in cfg.method
+    """``method.kind``: contrastive methods train a network; the t-SNE baselines (``tsne``)
+    map fixed features. A test checks it against the method classes. Run configs saved before
+    the key existed name a baseline by its ``features`` key."""
+    kind = cfg.method.get("kind") or ("tsne" if "features" in cfg.method else "contrastive")
+    if kind not in METHOD_KINDS:
+        raise UserFacingError(f"method.kind must be one of {METHOD_KINDS}, got {kind!r}.")
+    return kind == "contrastive"
 
 
 def run_identity(cfg: DictConfig) -> dict[str, Any]:

@@ -3,24 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-from openTSNE import TSNE
 
+from medmap.baselines import tsne_map
 from medmap.methods.base import ContrastiveMapModule
-
-
-def tsne_map(features: np.ndarray, seed: int, **tsne_options) -> np.ndarray:
-    """openTSNE with its defaults (perplexity 30, PCA init) unless options say otherwise."""
-    count = len(features)
-    perplexity = min(float(tsne_options.pop("perplexity", 30.0)), max(1.0, (count - 1) / 3))
-    tsne = TSNE(
-        perplexity=perplexity,
-        random_state=seed,
-        n_jobs=torch.get_num_threads(),  # OMP_NUM_THREADS: parallel jobs share the cores
-        verbose=False,
-        **tsne_options,
-    )
-    return np.asarray(tsne.fit(np.asarray(features, dtype=np.float32)), dtype=np.float32)
 
 
 class SimCLR(ContrastiveMapModule):
