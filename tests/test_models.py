@@ -48,6 +48,20 @@ def test_the_backbone_has_no_strided_1x1_convolution_and_keeps_its_checkpoint_ke
     assert "stages.2.shortcut.0.weight" in keys and "stages.2.shortcut.1.running_mean" in keys
 
 
+def test_a_stem_stride_of_2_quarters_the_flops_and_keeps_the_feature_size():
+    from medmap.benchmark import step_flops
+
+    images = torch.randn(4, 3, 28, 28)
+    flops = {}
+    for stride in (1, 2):
+        network = SmallImageResNet18(8, stem_stride=stride)
+        assert network(images).shape == (4, 64)
+        flops[stride] = step_flops(lambda network=network: network(images).sum().backward())
+    assert 0.2 < flops[2] / flops[1] < 0.3  # maps of 14 instead of 28 px from the stem on
+    with pytest.raises(ValueError, match="stem_stride must be 1 or 2"):
+        SmallImageResNet18(8, stem_stride=3)
+
+
 STEP_PROBE = """
 import sys, torch
 from medmap.models import SmallImageResNet18

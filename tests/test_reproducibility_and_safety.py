@@ -62,6 +62,7 @@ def test_resuming_refuses_a_crafted_file_or_another_runs_checkpoint(tmp_path, sh
         (["method=simclr"], "method: checkpoint"),
         (["dataset.subset=200"], "n_images: checkpoint 400"),
         (["model.width=16"], "width"),
+        (["model.stem_stride=2"], "stem_stride: checkpoint 1"),
     ):
         settings = [*SHARED_RUN, *overrides, f"ckpt_path={checkpoint}"]
         with pytest.raises(UserFacingError, match="belongs to a different run") as refused:

@@ -77,6 +77,7 @@ def build_module(
         return get_class(method._target_)(
             phases=[asdict(phase) for phase in phases],
             backbone_width=cfg.model.width,
+            stem_stride=cfg.model.stem_stride,
             head_hidden=cfg.model.head_hidden,
             loss_kernel=cfg.loss.kernel,
             temperature=cfg.loss.temperature,

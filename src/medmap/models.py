@@ -56,14 +56,20 @@ class SmallImageResNet18(nn.Module):
 
     ``width`` is the channel count of the first stage (64 in the paper); the four stages have
     width, 2, 4 and 8 times width channels, and the output has ``8 * width`` features.
+    ``stem_stride`` 2 halves the feature maps from the first convolution on: about 4x fewer
+    FLOPs a step, for CPU budgets that buy more epochs with them (1 in the paper).
     """
 
-    def __init__(self, width: int = 64) -> None:
+    def __init__(self, width: int = 64, stem_stride: int = 1) -> None:
         super().__init__()
         if width < 1:
             raise ValueError(f"model.width must be a positive channel count, got {width}")
+        if stem_stride not in (1, 2):
+            raise ValueError(f"model.stem_stride must be 1 or 2, got {stem_stride}")
         self.stem = nn.Sequential(
-            nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+            nn.Conv2d(3, width, 3, stem_stride, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
         )
         stages, in_channels = [], width
         for stage, stride in enumerate((1, 2, 2, 2)):

@@ -15,6 +15,9 @@ from medmap.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 
+# Identity keys added later, with the value that checkpoints written before them had.
+RECORDED_SINCE = {"stem_stride": 1}
+
 
 def checkpoint_identity(cfg: DictConfig, collection: ImageCollection) -> dict[str, Any]:
     """What a checkpoint must agree on to be resumed (epochs and rates may change)."""
@@ -23,6 +26,7 @@ def checkpoint_identity(cfg: DictConfig, collection: ImageCollection) -> dict[st
         "dataset": collection.name,
         "n_images": len(collection),
         "width": cfg.model.width,
+        "stem_stride": cfg.model.stem_stride,
         "head_hidden": cfg.model.head_hidden,
         "image_size": collection.image_size,
     }
@@ -37,9 +41,9 @@ def check_resume_checkpoint(path: str, expected: dict[str, Any]) -> None:
             "Resume from <run dir>/checkpoints/last.ckpt of a medmap run."
         )
     differences = [
-        f"{key}: checkpoint {saved.get(key)!r}, this run {value!r}"
+        f"{key}: checkpoint {saved.get(key, RECORDED_SINCE.get(key))!r}, this run {value!r}"
         for key, value in expected.items()
-        if saved.get(key) != value
+        if saved.get(key, RECORDED_SINCE.get(key)) != value
     ]
     if differences:
         raise UserFacingError(

@@ -51,11 +51,12 @@ class ContrastiveMapModule(pl.LightningModule):
         new_output_init_std: float = 1.0,
         exaggeration: float = 1.0,
         map_options: dict[str, Any] | None = None,
+        stem_stride: int = 1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.phases = [Phase(**phase) for phase in phases]
-        self.backbone = SmallImageResNet18(backbone_width)
+        self.backbone = SmallImageResNet18(backbone_width, stem_stride)
         self.head = ProjectionHead(self.backbone.out_features, head_hidden, self.phases[0].out_dim)
         self.loss_fn = make_loss(loss_kernel, temperature, exaggeration)
         self.augmenter = BatchAugmenter(AugmentationSpec.from_config(augmentation), fill_colour)
