@@ -31,9 +31,9 @@ from medmap.benchmark import (
 )
 from medmap.builders import build_module
 from medmap.data import load_dataset, mean_border_colour
-from medmap.devices import training_device
 from medmap.errors import UserFacingError
 from medmap.identity import git_commit
+from medmap.runtime.devices import training_device
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("ours", "model_only", "augment")

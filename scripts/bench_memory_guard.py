@@ -1,4 +1,4 @@
-"""How close the memory guard's estimate (src/medmap/memory.py) comes to a real step's peak.
+"""How close the memory guard's estimate (src/medmap/runtime/memory.py) comes to a real step's peak.
 
     python scripts/bench_memory_guard.py            (each case runs in its own process)
 
@@ -22,7 +22,7 @@ def one_case(width: int, size: int, batch: int) -> str:
     from medmap.api import compose_config
     from medmap.builders import build_module
     from medmap.data import ImageCollection
-    from medmap.memory import measure_step_memory
+    from medmap.runtime.memory import measure_step_memory
 
     cfg = compose_config(["experiment=smoke", f"model.width={width}", "model.head_hidden=1024"],
                          "outputs/bench-memory")  # fmt: skip

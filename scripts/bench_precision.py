@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from medmap.devices import cpu_flags, native_bf16
 from medmap.models import SmallImageResNet18
+from medmap.runtime.devices import cpu_flags, native_bf16
 
 
 def time_step(width: int, views: int, steps: int, channels_last: bool, bf16: bool) -> float:

@@ -5,8 +5,8 @@ should run its jobs one after another (each on both cores) or side by side (each
     python scripts/bench_threads.py [--repeats 3] [hydra overrides, default: the cpu budget]
 
 Each setting runs the real training step (two augmented views, forward, loss, backward, SGD;
-``medmap.time_budget.measure_step_seconds``) of the configured run on its data, in processes of
-its own. Prints a markdown table of views/s per process and in all.
+``medmap.runtime.time_budget.measure_step_seconds``) of the configured run on its data, in
+processes of its own. Prints a markdown table of views/s per process and in all.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def measure_in_this_process(
     from medmap.api import compose_config
     from medmap.builders import build_module, effective_batch_size
     from medmap.data import load_dataset
-    from medmap.devices import training_device
-    from medmap.time_budget import measure_step_seconds
+    from medmap.runtime.devices import training_device
+    from medmap.runtime.time_budget import measure_step_seconds
 
     cfg = compose_config(overrides, REPO / "outputs" / "bench-threads")
     collection = load_dataset(cfg.dataset, cfg.seed)

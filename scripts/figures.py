@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from medmap.errors import UserFacingError
-from medmap.explorer import load_run_images
-from medmap.figures import comparison_panel, grid_view, thumbnail_map
-from medmap.plotting import run_title
-from medmap.tables import Run, collect_runs, latest_per_identity
+from medmap.reporting.explorer import load_run_images
+from medmap.reporting.figures import comparison_panel, grid_view, thumbnail_map
+from medmap.reporting.plotting import run_title
+from medmap.reporting.tables import Run, collect_runs, latest_per_identity
 
 REPO = Path(__file__).resolve().parents[1]
 PANELS = (

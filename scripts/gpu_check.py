@@ -28,7 +28,7 @@ from medmap.api import compose_config
 from medmap.benchmark import describe_device, time_model_only
 from medmap.builders import build_module
 from medmap.data import ImageCollection
-from medmap.devices import training_device
+from medmap.runtime.devices import training_device
 
 REPO = Path(__file__).resolve().parents[1]
 

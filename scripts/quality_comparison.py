@@ -22,7 +22,6 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from medmap.api import TSimCNE
-from medmap.checkpoints import load_checkpoint
 from medmap.data import load_dataset
 from medmap.data.inject import DUPLICATE, LABEL_FLIPPED, flip_labels
 from medmap.quality import (
@@ -36,6 +35,7 @@ from medmap.quality import (
     out_of_fold_probabilities,
     planted_source,
 )
+from medmap.runtime.checkpoints import load_checkpoint
 
 
 def support_score(votes: np.ndarray, labels: np.ndarray) -> np.ndarray:

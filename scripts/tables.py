@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from medmap.tables import (
+from medmap.reporting.tables import (
     TableSpec,
     build_table,
     collect_runs,

@@ -11,9 +11,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from medmap.data import load_dataset
-from medmap.explorer import write_explorer
 from medmap.quality import find_problems
-from medmap.run_files import save_run_outputs
+from medmap.reporting.explorer import write_explorer
+from medmap.reporting.run_files import save_run_outputs
 
 XSS_NAMES = ["<img src=x onerror=alert(1)>", '<img src=x onerror="window.__pwned=1">']
 CLASSES = ["ant", "bee", "cat"]

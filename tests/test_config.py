@@ -12,11 +12,11 @@ from omegaconf import OmegaConf
 from conftest import CONF_DIR, compose_config
 from medmap.builders import build_baseline, build_logger, build_module, effective_batch_size
 from medmap.data import EXPERIMENT_KEYS, ImageCollection
-from medmap.devices import native_bf16, trainer_arguments, training_device, trains_in_bf16
 from medmap.errors import UserFacingError
 from medmap.identity import trains_a_network
 from medmap.methods import ContrastiveMapModule
-from medmap.plotting import plot_map
+from medmap.reporting.plotting import plot_map
+from medmap.runtime.devices import native_bf16, trainer_arguments, training_device, trains_in_bf16
 
 GROUPS = ("dataset", "aug", "loss", "method", "trainer", "logger", "experiment")
 REQUIRED = {"imagefolder": ["dataset.root=/some/folder"], "npz": ["dataset.path=/some/file.npz"]}
@@ -166,7 +166,7 @@ def test_pcam_trains_at_the_studys_batch_512_and_lr_006_at_the_paper_budget(meth
 
 
 def test_precision_auto_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch):
-    import medmap.devices as devices
+    import medmap.runtime.devices as devices
 
     trainer = compose_config(["trainer=cpu"]).trainer
     assert trainer.precision == "auto"

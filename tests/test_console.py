@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from conftest import REPO, compose_config
-from medmap.console import unquoted_override_problem
+from medmap.runtime.console import unquoted_override_problem
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from medmap.evaluation import (
     silhouette,
     strict_json,
 )
-from medmap.plotting import run_title
+from medmap.reporting.plotting import run_title
 
 
 def two_blobs(spread: float, count: int = 200, seed: int = 0):

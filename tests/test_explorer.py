@@ -18,7 +18,7 @@ from PIL import Image
 from conftest import REPO, data_dir
 from explorer_pages import XSS_NAMES, folder_run, grid_page, scattered_page
 from medmap.errors import UserFacingError
-from medmap.explorer import (
+from medmap.reporting.explorer import (
     RAMP_STEPS,
     DuplicatePair,
     Suspect,
@@ -368,7 +368,7 @@ def test_explore_py_on_a_real_run_writes_one_offline_page_naming_the_images(tmp_
 def test_a_pcam_size_page_of_327680_points_is_usable_within_10_seconds(browser, tmp_path):
     """PCam's 327,680 points with 32-pixel thumbnails (several atlas sheets) and both
     neighbour tables: the page is ready within 10 s and hovering a chosen point shows its id."""
-    from medmap.explorer import write_explorer
+    from medmap.reporting.explorer import write_explorer
 
     count = 327_680
     rng = np.random.default_rng(0)

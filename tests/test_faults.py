@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import REPO, cli, data_dir, require_data
-from medmap.checkpoints import AtomicCheckpointIO, load_checkpoint
+from medmap.runtime.checkpoints import AtomicCheckpointIO, load_checkpoint
 from medmap.train import run_train
 
 

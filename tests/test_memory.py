@@ -10,7 +10,7 @@ from conftest import cli, compose_config, require_data
 from medmap.builders import build_module
 from medmap.data import ImageCollection
 from medmap.errors import UserFacingError
-from medmap.memory import HEADROOM, StepMemory, check_step_fits, measure_step_memory
+from medmap.runtime.memory import HEADROOM, StepMemory, check_step_fits, measure_step_memory
 
 
 def module_for(width: int, size: int):

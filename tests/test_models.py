@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from conftest import REPO, compose_config
-from medmap.devices import trains_in_bf16
 from medmap.models import PointwiseStridedConv, SmallImageResNet18
+from medmap.runtime.devices import trains_in_bf16
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_RUN, cli, compose_config, require_data
-from medmap.checkpoints import load_checkpoint
 from medmap.errors import UserFacingError
+from medmap.runtime.checkpoints import load_checkpoint
 from medmap.train import run_train
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import CONF_DIR, REPO, data_dir, require_data
-from medmap.tables import (
+from medmap.reporting.tables import (
     TableSpec,
     build_table,
     collect_runs,

@@ -9,7 +9,7 @@ from omegaconf import open_dict
 
 from conftest import require_data
 from medmap.errors import UserFacingError
-from medmap.time_budget import RECORD, fit_to_time_budget, scaled_schedule
+from medmap.runtime.time_budget import RECORD, fit_to_time_budget, scaled_schedule
 from medmap.train import run_train
 
 

@@ -23,13 +23,13 @@ from omegaconf import DictConfig, open_dict
 from PIL import Image
 
 from medmap.callbacks import RunRecord
-from medmap.checkpoints import load_checkpoint
 from medmap.cli import config_dir
 from medmap.data import ImageCollection
 from medmap.data.decoding import read_image, square_images
 from medmap.data.sources import UNLABELED
 from medmap.errors import UserFacingError
 from medmap.methods import TSimCNE as TSimCNEModule
+from medmap.runtime.checkpoints import load_checkpoint
 
 FORMAT = "medmap-tsimcne/1"
 

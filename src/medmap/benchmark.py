@@ -20,10 +20,10 @@ import torch
 from omegaconf import DictConfig
 
 from medmap.augment import AugmentationSpec, BatchAugmenter, to_float_images
-from medmap.console import quiet_library_noise
 from medmap.data import ImageCollection
 from medmap.data.loading import resident_images, training_loader
-from medmap.devices import trainer_arguments, training_device, trains_in_bf16
+from medmap.runtime.console import quiet_library_noise
+from medmap.runtime.devices import trainer_arguments, training_device, trains_in_bf16
 
 
 class EpochTimer(pl.Callback):

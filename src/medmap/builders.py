@@ -14,13 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from medmap.baselines import TSNEBaseline
 from medmap.callbacks import MapSnapshots, PhaseSchedule, RunRecord, SaveOnStop
-from medmap.checkpoints import AtomicCheckpointIO
 from medmap.data import ImageCollection, mean_border_colour, stratified_subset
 from medmap.data.loading import batches_per_epoch
-from medmap.devices import trainer_arguments
 from medmap.errors import UserFacingError
 from medmap.identity import run_identity
 from medmap.methods import build_phases
+from medmap.runtime.checkpoints import AtomicCheckpointIO
+from medmap.runtime.devices import trainer_arguments
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from medmap.plotting import plot_map
+from medmap.reporting.plotting import plot_map
 
 log = logging.getLogger(__name__)
 

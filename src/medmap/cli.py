@@ -15,8 +15,8 @@ import hydra
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from medmap.console import unquoted_override_problem
 from medmap.errors import UserFacingError
+from medmap.runtime.console import unquoted_override_problem
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -47,7 +47,7 @@ def train() -> None:
 
 def explore() -> None:
     """``medmap-explore run=<run dir> [output=<file.html>] [colour_by=<column>]``."""
-    from medmap.explorer import explore_run
+    from medmap.reporting.explorer import explore_run
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     defaults = OmegaConf.load(config_dir() / "explore.yaml")

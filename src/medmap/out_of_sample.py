@@ -14,8 +14,8 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from medmap.api import TSimCNE, compose_config
 from medmap.data import load_dataset
 from medmap.errors import UserFacingError
-from medmap.plotting import plot_new_over_map
-from medmap.run_files import label_columns, write_csv
+from medmap.reporting.plotting import plot_new_over_map
+from medmap.reporting.run_files import label_columns, write_csv
 
 
 def knn_accuracy_against_map(

@@ -27,20 +27,25 @@ from medmap.builders import (
     build_trainer,
     effective_batch_size,
 )
-from medmap.console import quiet_library_noise
-from medmap.crash_trace import trace_native_crashes
 from medmap.data import ImageCollection, load_dataset
 from medmap.data.loading import batches_per_epoch, resident_images, training_loader
 from medmap.errors import TrainingStopped, UserFacingError
 from medmap.evaluation import class_scores
 from medmap.identity import config_digest, git_commit, run_identity, trains_a_network
-from medmap.memory import available_bytes, check_step_fits, measure_step_memory
 from medmap.methods import ContrastiveMapModule
-from medmap.plotting import run_title
 from medmap.quality import find_problems, planted_scores
-from medmap.resume import check_resume_checkpoint, checkpoint_identity, resume_from
-from medmap.run_files import finished_run, run_metrics, save_run_outputs, write_failure_record
-from medmap.time_budget import fit_to_time_budget
+from medmap.reporting.plotting import run_title
+from medmap.reporting.run_files import (
+    finished_run,
+    run_metrics,
+    save_run_outputs,
+    write_failure_record,
+)
+from medmap.runtime.console import quiet_library_noise
+from medmap.runtime.crash_trace import trace_native_crashes
+from medmap.runtime.memory import available_bytes, check_step_fits, measure_step_memory
+from medmap.runtime.resume import check_resume_checkpoint, checkpoint_identity, resume_from
+from medmap.runtime.time_budget import fit_to_time_budget
 
 log = logging.getLogger(__name__)
 

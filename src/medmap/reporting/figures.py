@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 from sklearn.cluster import KMeans  # noqa: E402
 
-from medmap.plotting import class_colours, class_handles, scatter_map, score_text  # noqa: E402
+from medmap.reporting.plotting import class_colours, class_handles, scatter_map, score_text  # noqa: E402
 
 
 def save_both(figure, stem: Path) -> list[Path]:

@@ -253,7 +253,10 @@ def render_markdown(table: Table) -> str:
     notes = _notes(table, marks)
     if notes:
         lines += ["", "Failed and unfinished runs (never averaged):", "", *notes]
-    lines += ["", f"Built {dt.datetime.now().isoformat(timespec='seconds')} by medmap.tables."]
+    lines += [
+        "",
+        f"Built {dt.datetime.now().isoformat(timespec='seconds')} by medmap.reporting.tables.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -38,8 +38,8 @@ from sklearn.neighbors import NearestNeighbors
 
 from medmap.data import load_dataset
 from medmap.errors import UserFacingError
-from medmap.plotting import class_colours, run_title
-from medmap.run_files import MAP_COLUMNS
+from medmap.reporting.plotting import class_colours, run_title
+from medmap.reporting.run_files import MAP_COLUMNS
 
 MAX_SHEET_SIDE = 8192  # pixels: browsers decode larger images slowly or not at all
 NEIGHBOURS = 15  # map neighbours listed on click (as many as feature_neighbours.npy holds)
@@ -284,7 +284,7 @@ def write_explorer(
         "atlas": layout,
     }
     filled = {"__DATA__": _html_json(payload), "__ATLAS__": _html_json(sheets)}
-    template = resources.files("medmap").joinpath("explorer.html").read_text()
+    template = resources.files("medmap.reporting").joinpath("explorer.html").read_text()
     # one pass, so that a name in the data that reads "__ATLAS__" stays a name
     page = re.sub("__DATA__|__ATLAS__", lambda match: filled[match.group()], template)
     path = Path(path)

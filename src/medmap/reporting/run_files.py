@@ -25,8 +25,8 @@ from omegaconf import DictConfig
 from medmap.data.collection import ImageCollection
 from medmap.evaluation import strict_json
 from medmap.identity import run_identity
-from medmap.plotting import plot_map, run_title
 from medmap.quality import Findings
+from medmap.reporting.plotting import plot_map, run_title
 
 MAP_COLUMNS = ["id", "x", "y", "label", "class", "split", "isolation"]
 

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from medmap.devices import trainer_arguments, training_device
 from medmap.errors import UserFacingError
+from medmap.runtime.devices import trainer_arguments, training_device
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 from medmap.callbacks import RunRecord
-from medmap.checkpoints import load_checkpoint, newest_checkpoint
 from medmap.data import ImageCollection
 from medmap.errors import UserFacingError
+from medmap.runtime.checkpoints import load_checkpoint, newest_checkpoint
 
 log = logging.getLogger(__name__)
 
