@@ -41,6 +41,7 @@ def browser():
     options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,800"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console
     session = webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
     yield session
     session.quit()
@@ -119,6 +120,28 @@ def test_hover_shows_the_thumbnail_id_class_and_metadata(browser, tmp_path):
     np.testing.assert_allclose(pixel[:3], colours[14], atol=12)  # its own colour, on sheet 4
     browser.save_screenshot(str(tmp_path / "hover.png"))
     assert (tmp_path / "hover.png").stat().st_size > 10_000
+
+
+def test_a_phone_sized_window_shows_a_usable_map_and_no_console_error(browser, tmp_path):
+    """At 400x800 the panel goes below the map: the map keeps the full width, points can be
+    hovered, and the page logs no error (it used to draw into a 0-px-wide canvas)."""
+    page, _, _, ids = grid_page(tmp_path)
+    browser.set_window_size(400, 800)
+    try:
+        browser.get_log("browser")  # drop what earlier pages logged
+        canvas = open_page(browser, page)
+        width, height = browser.execute_script(
+            "const c = document.getElementById('canvas'); return [c.clientWidth, c.clientHeight]"
+        )
+        viewport = browser.execute_script("return window.innerWidth")
+        assert width == viewport and height >= 240
+        move_to_point(browser, canvas, 14)
+        assert browser.execute_script("return window.explorer.hovered") == 14
+        assert browser.find_element("id", "tooltipId").text == ids[14]
+        errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+        assert errors == []
+    finally:
+        browser.set_window_size(1200, 800)
 
 
 def test_names_from_files_stay_text(browser, tmp_path):
