@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, data_dir
-from explorer_pages import XSS_NAMES, folder_run, grid_page, scattered_page
+from explorer_pages import XSS_NAMES, folder_run, grid_page, scattered_page, write_page
 from medmap.errors import UserFacingError
 from medmap.reporting.explorer import (
     RAMP_STEPS,
@@ -142,6 +142,26 @@ def test_a_phone_sized_window_shows_a_usable_map_and_no_console_error(browser, t
         assert errors == []
     finally:
         browser.set_window_size(1200, 800)
+
+
+def test_no_class_lies_under_the_others_and_listed_points_are_drawn_on_top(browser, tmp_path):
+    """Three classes of 300 points each on the same 300 spots: drawn class after class, the
+    first two would vanish under the third. Shuffled, each class keeps about a third of the
+    spots; a listed suspect of the class that would be drawn first is drawn last."""
+    spots = np.random.default_rng(3).uniform(0, 10, (300, 2))
+    embedding = np.concatenate([spots, spots, spots])
+    labels = np.repeat(np.arange(3), 300)
+    images = np.zeros((900, 8, 8, 3), np.uint8)
+    ids = [f"p{i}" for i in range(900)]
+    page = write_page(tmp_path, embedding, images, ids, labels=labels,
+                      class_names=["a", "b", "c"], suspects=[Suspect(7, "c", 0.9)])  # fmt: skip
+    open_page(browser, page)
+    seen = np.array(browser.execute_script("return Array.from(window.explorer.visiblePoints())"))
+    shown = [seen[labels == c].mean() for c in range(3)]
+    assert all(0.2 < share < 0.5 for share in shown), shown
+    assert seen[7] == 1 and seen[307] == 0 and seen[607] == 0  # the suspect covers its spot
+    hidden = browser.execute_script("return window.explorer.hiddenShare()")
+    assert hidden == pytest.approx(1 - seen.mean())
 
 
 def test_names_from_files_stay_text(browser, tmp_path):
