@@ -434,3 +434,17 @@ def test_a_pcam_size_page_of_327680_points_is_usable_within_10_seconds(browser, 
     move_to_point(browser, canvas, chosen)
     assert browser.execute_script("return window.explorer.hovered") == chosen
     assert browser.find_element("id", "tooltipId").text == ids[chosen]
+
+
+def test_the_occlusion_script_counts_covered_points_by_hand():
+    sys.path.insert(0, str(REPO / "scripts"))
+    from explorer_occlusion import occlusion, square_corners
+
+    # four points: 0 and 1 on one spot (classes 0, 1), 2 and 3 on another (both class 0)
+    embedding = np.array([[0.0, 0.0], [0.0, 0.0], [10.0, 10.0], [10.0, 10.0]])
+    labels = np.array([0, 1, 0, 0])
+    left, top, side = square_corners(embedding, 100, 100, side=2)
+    found = occlusion(labels, [0, 1, 2, 3], left, top, side, 100, 100)
+    assert found["hidden_pct"] == 50.0  # 0 under 1, 2 under 3
+    assert found["colour_hidden_pct"] == 25.0  # only 0 loses its colour (2 is under its class)
+    assert found["hidden_pct_by_class"] == [66.67, 0.0]  # class 0: 2 of 3
