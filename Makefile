@@ -13,7 +13,7 @@ SCALE_WORK ?= outputs/scale
 JOBS ?= 1
 TABLE_ARGS = --budget $(BUDGET) --seeds $(SEEDS) --jobs $(JOBS) $(if $(DATASETS),--datasets $(DATASETS))
 
-.PHONY: help install browser demo explore figures bench scale gpu-check test test-all lint format clean table1 table2 table3 tables
+.PHONY: help install browser demo explore figures bench scale gpu-check test test-all lint format clean table1 table2 table3 tables reproduce
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ table1 table2 table3: install  ## run a table's sweeps (BUDGET, SEEDS, DATASETS)
 
 tables: install  ## rebuild tables 1-3 from existing runs under outputs/ (no training; BUDGET= to pick)
 	$(BIN)/python scripts/tables.py build $(if $(filter command line environment,$(origin BUDGET)),--budget $(BUDGET))
+
+reproduce: install  ## every missing BloodMNIST run of Tables 1-3 (+ annealing) at BUDGET (default cpu), one at a time at low priority, each kept and committed as it finishes: results/reproduction/
+	$(BIN)/python scripts/reproduce.py --budget $(if $(filter command line environment,$(origin BUDGET)),$(BUDGET),cpu) $(REPRODUCE_ARGS)
 
 # The reference implementation in its own environment, for `make bench`'s part (c).
 REFERENCE_VENV ?= .venv-reference

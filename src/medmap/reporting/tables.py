@@ -138,6 +138,7 @@ class Table:
     budget: str | None
     other_budgets: list[str]
     cells: dict[tuple[int, str], Cell]
+    expected_seeds: int | None = None  # a campaign's seeds per cell: partial cells say n=k/N
 
 
 def choose_budget(spec: TableSpec, runs: list[Run], budget: str | None) -> tuple[str | None, list]:
@@ -154,7 +155,9 @@ def choose_budget(spec: TableSpec, runs: list[Run], budget: str | None) -> tuple
     return budget, [b for b in present if b != budget]
 
 
-def build_table(spec: TableSpec, runs: list[Run], budget: str | None = None) -> Table:
+def build_table(
+    spec: TableSpec, runs: list[Run], budget: str | None = None, expected_seeds: int | None = None
+) -> Table:
     runs = latest_per_identity(runs)
     budget, others = choose_budget(spec, runs, budget)
     cells = {}
@@ -179,7 +182,7 @@ def build_table(spec: TableSpec, runs: list[Run], budget: str | None = None) -> 
                 failures=[run for run in selected if run.status == "failed"],
                 unfinished=[run for run in selected if run.status == "unfinished"],
             )
-    return Table(spec, budget, others, cells)
+    return Table(spec, budget, others, cells, expected_seeds)
 
 
 def _is_finite(value: Any) -> bool:
@@ -243,7 +246,9 @@ def render_markdown(table: Table) -> str:
         for column in spec.columns:
             cell = table.cells[index, column]
             text = format_ours(cell, spec)
-            if 0 < cell.count < most:
+            if table.expected_seeds and 0 < cell.count < table.expected_seeds:
+                text += f", n={cell.count}/{table.expected_seeds}"
+            elif not table.expected_seeds and 0 < cell.count < most:
                 text += f", n={cell.count}"
             if (index, column) in marks:
                 text += f" [{marks[index, column]}]"

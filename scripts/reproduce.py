@@ -1,0 +1,116 @@
+"""``make reproduce [BUDGET=cpu]``: run every missing run behind one dataset's cells of Tables
+1-3 (conf/reproduce.yaml), one at a time at low CPU priority, and keep each as it finishes.
+
+    python scripts/reproduce.py [--budget cpu] [--dry-run] [--no-commit] [key=value ...]
+
+A run counts as done when its small files are kept (``<kept>/<budget>/<run name>/metrics.json``);
+a stopped run resumes from its checkpoint in ``<sweeps>/<budget>/<run name>`` (train.py's
+auto_resume). After each run the tables and cells.csv are rebuilt from the kept runs, and with
+``commit: true`` the run and the report are committed, so the campaign survives a stop or a
+new machine: the same command goes on where it stopped. Prints one line per finished run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from medmap.cli import config_dir
+from medmap.reporting.reproduction import campaign_jobs, cell_rows, keep_run, run_name, write_cells
+from medmap.reporting.tables import TableSpec, build_table, collect_runs, write_table
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def rebuild_report(settings, specs: list[TableSpec], jobs, budget: str) -> list[Path]:
+    """Tables 1-3 and cells.csv from the kept runs of ``budget`` only."""
+    kept, report = REPO / settings.kept / budget, REPO / settings.report
+    runs = collect_runs(kept)
+    written = []
+    for spec in specs:
+        table = build_table(spec, runs, budget, expected_seeds=settings.seeds)
+        written += write_table(table, report)
+    rows = cell_rows(jobs, specs, kept, budget, settings.dataset, config_dir())
+    written.append(write_cells(rows, report / "cells.csv"))
+    return written
+
+
+def commit(paths: list[Path], message: str) -> None:
+    """Commit the kept runs and the report (only those paths: other changes stay as they are).
+    A failure (another git command holding the index) is reported, not fatal: the next run's
+    commit takes this one's files along."""
+    relative = [str(path.relative_to(REPO)) for path in paths]
+    for attempt in range(5):
+        added = subprocess.run(["git", "add", "--", *relative], cwd=REPO, capture_output=True)
+        done = added.returncode == 0 and subprocess.run(
+            ["git", "commit", "-q", "-m", message, "--", *relative], cwd=REPO, capture_output=True
+        ).returncode in (0, 1)  # 1: nothing to commit
+        if done:
+            return
+        time.sleep(2 + attempt)
+    print(f"reproduce: could not commit ({message}); the files are kept and go with the next")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget", default="cpu", choices=["paper", "cpu", "smoke"])
+    parser.add_argument("--dry-run", action="store_true", help="list the runs to do, train none")
+    parser.add_argument("--no-commit", action="store_true", help="keep runs, commit nothing")
+    parser.add_argument("overrides", nargs="*", help="settings of conf/reproduce.yaml, key=value")
+    args = parser.parse_args()
+    settings = OmegaConf.merge(OmegaConf.load(config_dir() / "reproduce.yaml"),
+                               OmegaConf.from_dotlist(args.overrides))  # fmt: skip
+    specs = [TableSpec.load(config_dir() / "tables" / f"{name}.yaml") for name in settings.tables]
+    jobs = campaign_jobs(specs, OmegaConf.to_container(settings.extra_sweeps), settings.dataset,
+                         settings.seeds, args.budget, REPO / settings.sweeps,
+                         list(settings.skip))  # fmt: skip
+    kept_root = REPO / settings.kept / args.budget
+    named = [(job, run_name(job, config_dir())) for job in jobs]
+    todo = [(job, name) for job, name in named if not (kept_root / name / "metrics.json").is_file()]
+    print(f"reproduce: {len(named)} runs at budget {args.budget} on {settings.dataset}, "
+          f"{len(named) - len(todo)} kept, {len(todo)} to run", flush=True)  # fmt: skip
+    if args.dry_run:
+        for _, name in todo:
+            print(f"  {name}")
+        return
+    durations = []
+    for number, (job, name) in enumerate(todo, 1):
+        started = time.monotonic()
+        command = [
+            sys.executable,
+            str(REPO / "train.py"),
+            *job,
+            "trainer.enable_progress_bar=false",
+        ]
+        done = subprocess.run(command, cwd=REPO, preexec_fn=lambda: os.nice(settings.nice),
+                              capture_output=True, text=True)  # fmt: skip
+        run_dir = Path(job[-1].removeprefix("hydra.run.dir=").replace(
+            "${hydra.job.override_dirname}", name))  # fmt: skip
+        if not run_dir.is_absolute():
+            run_dir = REPO / run_dir
+        if done.returncode or not (run_dir / "metrics.json").is_file():
+            print(f"reproduce: {name} failed (exit {done.returncode}); its directory "
+                  f"{run_dir} says why. Going on.\n{done.stderr[-1500:]}", flush=True)  # fmt: skip
+            continue
+        durations.append(time.monotonic() - started)
+        keep_run(run_dir, kept_root / name)
+        rebuild_report(settings, specs, jobs, args.budget)
+        runs = len(list(kept_root.glob("*/metrics.json")))
+        rows = cell_rows(jobs, specs, kept_root, args.budget, settings.dataset, config_dir())
+        cells = sum(1 for row in rows if row["n_seeds"] >= settings.seeds)
+        left = (len(todo) - number) * sum(durations) / len(durations)
+        print(f"reproduce: {name} done in {durations[-1] / 60:.1f} min; runs {runs}/{len(named)}, "
+              f"cells with all seeds {cells}/{len(rows)}, about {left / 3600:.1f} h left",
+              flush=True)  # fmt: skip
+        if settings.commit and not args.no_commit:
+            commit([kept_root, REPO / settings.report], f"reproduction ({args.budget}): {name}")
+
+
+if __name__ == "__main__":
+    main()

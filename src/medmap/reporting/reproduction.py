@@ -1,0 +1,133 @@
+"""The reproduction campaign (``make reproduce``): every run behind one dataset's cells of
+Tables 1-3, kept small and durable.
+
+A finished run's small files (metrics, config, log, map, labels; never checkpoints) are copied
+to ``<kept>/<budget>/<run name>/``, a folder that is committed as runs finish, so the campaign
+survives a new machine and the tables are built from those runs alone: an ad-hoc run elsewhere
+under ``outputs/`` cannot replace a cell. The settings are ``conf/reproduce.yaml``.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from medmap.reporting.tables import (
+    TableSpec,
+    collect_runs,
+    mean_std,
+    single_jobs,
+    sweep_commands,
+)
+
+KEPT_FILES = ("metrics.json", "train.log", "embedding.npy", "labels.npy", "time_budget.json",
+              ".hydra/config.yaml", ".hydra/overrides.yaml")  # fmt: skip
+CELL_METRICS = ("silhouette", "knn_acc", "linear_acc")
+
+
+def campaign_jobs(
+    specs: list[TableSpec],
+    extra_sweeps: list[dict[str, str]],
+    dataset: str,
+    seeds: int,
+    budget: str,
+    sweep_root: Path,
+    skip: list[str],
+) -> list[list[str]]:
+    """The single train.py jobs of every sweep behind the tables' ``dataset`` column (and the
+    extra sweeps), each once, the first seed of every cell before any second one; jobs with an
+    override listed in ``skip`` are left out."""
+    commands = []
+    for spec in specs:
+        commands += sweep_commands(spec, budget, [dataset], seeds, sweep_root)
+    if extra_sweeps:
+        extra = TableSpec("extra", "", [], [], [dataset], {}, [], extra_sweeps)
+        commands += sweep_commands(extra, budget, [dataset], seeds, sweep_root)
+    return [job for job in single_jobs(commands) if not set(job) & set(skip)]
+
+
+def run_name(job: list[str], config_dir: Path) -> str:
+    """The directory name Hydra gives the job (its overrides, ``hydra.job.override_dirname``)."""
+    overrides = [o for o in job if not o.startswith("hydra.")]
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    return str(cfg.hydra.job.override_dirname)
+
+
+def keep_run(run_dir: Path, kept_dir: Path) -> Path:
+    """Copy a finished run's small files into ``kept_dir`` (replacing an older copy)."""
+    if kept_dir.exists():
+        shutil.rmtree(kept_dir)
+    for name in KEPT_FILES:
+        if (run_dir / name).is_file():
+            (kept_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run_dir / name, kept_dir / name)
+    return kept_dir
+
+
+def cell_of(job: list[str], config_dir: Path) -> dict[str, str]:
+    """The identity keys a job's runs share, whatever their seed: the method's name (as runs
+    record it: ``method=tsimcne_anneal`` runs are ``tsimcne-anneal``), aug or features."""
+    settings = dict(override.split("=", 1) for override in job)
+    method = OmegaConf.load(config_dir / "method" / f"{settings['method']}.yaml")
+    cell = {"method": str(method.name)}
+    if "method.features" in settings:
+        cell["features"] = settings["method.features"]
+    else:
+        cell["aug"] = settings.get("aug", "default")
+    return cell
+
+
+def cell_rows(
+    jobs: list[list[str]],
+    specs: list[TableSpec],
+    kept_root: Path,
+    budget: str,
+    dataset: str,
+    config_dir: Path,
+) -> list[dict]:
+    """One row per cell the jobs fill (in their order), from the kept runs of ``budget``: the
+    tables that show it, seeds, mean and std of each score, and the commits the runs came from."""
+    runs = [run for run in collect_runs(kept_root) if run.status == "ok"]
+    cells: list[dict[str, str]] = []
+    for job in jobs:
+        if (cell := cell_of(job, config_dir)) not in cells:
+            cells.append(cell)
+    rows = []
+    for cell in cells:
+        criteria = {**cell, "dataset": dataset, "budget": budget}
+        finished = [run for run in runs if run.matches(criteria)]
+        tables = [spec.name for spec in specs
+                  if any(row["match"] == cell for row in spec.rows)]  # fmt: skip
+        record: dict[str, Any] = {
+            "table": " ".join(sorted(tables)) or "extra",
+            "method": cell["method"],
+            "aug": cell.get("aug") or cell.get("features"),
+            "dataset": dataset,
+            "budget": budget,
+            "n_seeds": len(finished),
+        }
+        for metric in CELL_METRICS:
+            values = [run.metrics[metric] for run in finished
+                      if isinstance(run.metrics.get(metric), int | float)]  # fmt: skip
+            mean, std = mean_std(values) if values else (None, None)
+            record[f"{metric}_mean"] = None if mean is None else round(mean, 4)
+            record[f"{metric}_std"] = None if std is None else round(std, 4)
+        commits = sorted({str(run.metrics.get("git_commit") or "")[:7] for run in finished})
+        record["commits"] = " ".join(c for c in commits if c)
+        rows.append(record)
+    return rows
+
+
+def write_cells(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

@@ -1,0 +1,112 @@
+"""make reproduce: the campaign's jobs, the run files it keeps, cells.csv, and a tiny campaign
+through the real script that goes on where it stopped."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import CONF_DIR, REPO, data_dir, require_data
+from medmap.reporting.reproduction import campaign_jobs, cell_rows, keep_run, run_name
+from medmap.reporting.tables import TableSpec
+
+SETTINGS = OmegaConf.load(CONF_DIR / "reproduce.yaml")
+SPECS = [TableSpec.load(CONF_DIR / "tables" / f"{name}.yaml") for name in SETTINGS.tables]
+
+
+def jobs(tmp_path, seeds=3):
+    return campaign_jobs(SPECS, OmegaConf.to_container(SETTINGS.extra_sweeps), "bloodmnist",
+                         seeds, "cpu", tmp_path, list(SETTINGS.skip))  # fmt: skip
+
+
+def test_the_campaign_is_27_training_runs_pixels_and_annealing_first_seeds_first(tmp_path):
+    planned = jobs(tmp_path)
+    assert len(planned) == 33  # 9 training cells x 3 + t-SNE of pixels x 3 + anneal x 3
+    seeds = [int(job[-2].removeprefix("seed=")) for job in planned]
+    assert seeds == sorted(seeds) and seeds.count(0) == 11  # every cell's seed 0 comes first
+    assert not any("method.features=resnet18" in job for job in planned)
+    assert sum("method=tsimcne_anneal" in job for job in planned) == 3
+    assert all("dataset=bloodmnist" in job and "experiment=cpu" in job for job in planned)
+
+
+def test_a_run_is_named_as_hydra_names_its_directory(tmp_path):
+    job = jobs(tmp_path)[0]
+    assert (
+        run_name(job, CONF_DIR)
+        == "aug=randrot,dataset=bloodmnist,experiment=cpu,method=tsimcne,seed=0"
+    )
+
+
+def test_only_small_files_are_kept_and_a_new_copy_replaces_the_old(tmp_path):
+    run = tmp_path / "run"
+    for name in ("metrics.json", "train.log", "embedding.npy", ".hydra/config.yaml",
+                 "checkpoints/last.ckpt", "snapshots/map_epoch0003.png"):  # fmt: skip
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text(name)
+    kept = tmp_path / "kept" / "run"
+    (kept / "stale.txt").parent.mkdir(parents=True)
+    (kept / "stale.txt").write_text("from an older copy")
+    keep_run(run, kept)
+    assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()) == [
+        ".hydra/config.yaml", "embedding.npy", "metrics.json", "train.log"]  # fmt: skip
+
+
+def kept_run(root, method, aug, seed, silhouette, commit, option=None):
+    run = root / f"{method}-{aug}-{seed}"
+    (run / ".hydra").mkdir(parents=True)
+    metrics = {"dataset": "bloodmnist", "method": method, "features": None, "aug": aug,
+               "seed": seed, "budget": "cpu", "silhouette": silhouette, "knn_acc": 70.0 + seed,
+               "linear_acc": None, "git_commit": commit}  # fmt: skip
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (run / ".hydra" / "config.yaml").write_text("{}")
+
+
+def test_cells_average_the_kept_seeds_and_name_their_commits(tmp_path):
+    kept = tmp_path / "kept"
+    kept_run(kept, "tsimcne", "randrot", 0, 0.20, "a" * 40)
+    kept_run(kept, "tsimcne", "randrot", 1, 0.30, "b" * 40)
+    kept_run(kept, "tsimcne-anneal", "randrot", 0, 0.25, "a" * 40)
+    kept_run(kept, "tsimcne", "rot90", 0, 0.5, "c" * 40)
+    (kept / "tsimcne-rot90-0" / "metrics.json").write_text("{}")  # not finished: not counted
+    rows = {(r["method"], r["aug"]): r for r in cell_rows(jobs(tmp_path), SPECS, kept, "cpu",
+                                                          "bloodmnist", CONF_DIR)}  # fmt: skip
+    assert len(rows) == 11
+    randrot = rows["tsimcne", "randrot"]
+    assert randrot["table"] == "table1 table2" and randrot["n_seeds"] == 2
+    assert randrot["silhouette_mean"] == 0.25 and randrot["silhouette_std"] == 0.05
+    assert randrot["knn_acc_mean"] == 70.5 and randrot["linear_acc_mean"] is None
+    assert randrot["commits"] == "aaaaaaa bbbbbbb"
+    assert rows["tsimcne-anneal", "randrot"]["table"] == "extra"
+    assert rows["tsimcne-anneal", "randrot"]["n_seeds"] == 1
+    assert rows["simclr", "default"]["table"] == "table1 table3"
+    assert rows["tsimcne", "nocrop"]["n_seeds"] == 0
+
+
+@pytest.mark.data
+def test_a_tiny_campaign_keeps_its_run_builds_the_report_and_goes_on_where_it_stopped(tmp_path):
+    require_data("medmnist", "bloodmnist.npz")
+    settings = ["tables=[table3]", "extra_sweeps=[]", "seeds=1", "skip=[aug=rot90,aug=randrot]",
+                f"kept={tmp_path / 'kept'}", f"report={tmp_path / 'report'}",
+                f"sweeps={tmp_path / 'sweeps'}"]  # fmt: skip
+    command = [sys.executable, "scripts/reproduce.py", "--budget", "smoke", "--no-commit",
+               *settings]  # fmt: skip
+    env = {**os.environ, "DATA_DIR": str(data_dir())}
+    first = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    name = "aug=default,dataset=bloodmnist,experiment=smoke,method=simclr,seed=0"
+    assert f"reproduce: {name} done in" in first.stdout and "runs 1/1" in first.stdout
+    kept = tmp_path / "kept" / "smoke" / name
+    assert (kept / "metrics.json").is_file() and not (kept / "checkpoints").exists()
+    assert (tmp_path / "sweeps" / "smoke" / name / "checkpoints" / "last.ckpt").is_file()
+    with (tmp_path / "report" / "cells.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["method"] == "simclr" and row["n_seeds"] == "1" and row["table"] == "table3"
+    assert "| default |" in (tmp_path / "report" / "table3.md").read_text()
+    assert np.load(kept / "embedding.npy").shape == (512, 2)
+    again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert "1 kept, 0 to run" in again.stdout
