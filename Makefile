@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-# Tables: BUDGET=paper|cpu|smoke, SEEDS (count), DATASETS (comma-separated; default: the table's),
+# Tables: BUDGET=paper|cpu|short|smoke, SEEDS (count), DATASETS (comma-separated; default: the table's),
 # JOBS (single runs side by side, e.g. small budgets on one GPU).
 BUDGET ?= paper
 SEEDS ?= 3
@@ -13,7 +13,7 @@ SCALE_WORK ?= outputs/scale
 JOBS ?= 1
 TABLE_ARGS = --budget $(BUDGET) --seeds $(SEEDS) --jobs $(JOBS) $(if $(DATASETS),--datasets $(DATASETS))
 
-.PHONY: help install browser demo explore figures bench scale gpu-check test test-all lint format clean table1 table2 table3 tables reproduce
+.PHONY: help install browser demo explore figures bench scale gpu-check test test-all lint format clean table1 table2 table3 tables reproduce ablation
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -35,8 +35,11 @@ table1 table2 table3: install  ## run a table's sweeps (BUDGET, SEEDS, DATASETS)
 tables: install  ## rebuild tables 1-3 from existing runs under outputs/ (no training; BUDGET= to pick)
 	$(BIN)/python scripts/tables.py build $(if $(filter command line environment,$(origin BUDGET)),--budget $(BUDGET))
 
-reproduce: install  ## every missing BloodMNIST run of Tables 1-3 (+ annealing) at BUDGET (default cpu), one at a time at low priority, each kept and committed as it finishes: results/reproduction/
-	$(BIN)/python scripts/reproduce.py --budget $(if $(filter command line environment,$(origin BUDGET)),$(BUDGET),cpu) $(REPRODUCE_ARGS)
+reproduce: install  ## every missing BloodMNIST run of Tables 1-3 (+ annealing) at BUDGET (default short), one at a time at low priority, each kept and committed as it finishes: results/reproduction/
+	$(BIN)/python scripts/reproduce.py --budget $(if $(filter command line environment,$(origin BUDGET)),$(BUDGET),short) $(REPRODUCE_ARGS)
+
+ablation: install  ## t-SimCNE with each augmentation on DATA="dataset=... [overrides]" (SEEDS, default 1; BUDGET, default short): maps side by side + ranked table in outputs/ablation/<name>/
+	$(BIN)/python scripts/ablation.py $(if $(filter command line environment,$(origin SEEDS)),--seeds $(SEEDS)) $(if $(filter command line environment,$(origin BUDGET)),--budget $(BUDGET)) $(DATA)
 
 # The reference implementation in its own environment, for `make bench`'s part (c).
 REFERENCE_VENV ?= .venv-reference

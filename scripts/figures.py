@@ -17,7 +17,7 @@ import numpy as np
 from medmap.errors import UserFacingError
 from medmap.reporting.explorer import load_run_images
 from medmap.reporting.figures import comparison_panel, grid_view, thumbnail_map
-from medmap.reporting.plotting import run_title
+from medmap.reporting.plotting import run_title, score_text
 from medmap.reporting.tables import Run, collect_runs, latest_per_identity
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +69,8 @@ def figures_for(dataset: str, budget: str, runs: list[Run], root: Path) -> list[
             class_names = run.metrics["class_names"]
             embedding = np.load(run.directory / "embedding.npy")
             labels = np.load(run.directory / "labels.npy")
-            panels.append((title, embedding, labels, run.metrics["knn_acc"], ""))
+            knn = score_text(run.metrics["knn_acc"], ".1f")
+            panels.append((title, embedding, labels, f"kNN acc. {knn}%", ""))
         else:
             panels.append((title, None, None, None, "no finished run"))
     if class_names and sum(p[1] is not None for p in panels) >= 2:

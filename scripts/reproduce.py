@@ -23,7 +23,13 @@ from omegaconf import OmegaConf
 
 from medmap.cli import config_dir
 from medmap.reporting.reproduction import campaign_jobs, cell_rows, keep_run, run_name, write_cells
-from medmap.reporting.tables import TableSpec, build_table, collect_runs, write_table
+from medmap.reporting.tables import (
+    TABLE_BUDGETS,
+    TableSpec,
+    build_table,
+    collect_runs,
+    write_table,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,7 +65,7 @@ def commit(paths: list[Path], message: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--budget", default="cpu", choices=["paper", "cpu", "smoke"])
+    parser.add_argument("--budget", default="short", choices=TABLE_BUDGETS)
     parser.add_argument("--dry-run", action="store_true", help="list the runs to do, train none")
     parser.add_argument("--no-commit", action="store_true", help="keep runs, commit nothing")
     parser.add_argument("overrides", nargs="*", help="settings of conf/reproduce.yaml, key=value")

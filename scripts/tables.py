@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from medmap.reporting.tables import (
+    TABLE_BUDGETS,
     TableSpec,
     build_table,
     collect_runs,
@@ -105,7 +106,7 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="run tables' sweeps, then build them")
     run_parser.add_argument("tables", nargs="+")
-    run_parser.add_argument("--budget", default="paper", choices=["paper", "cpu", "smoke"])
+    run_parser.add_argument("--budget", default="paper", choices=TABLE_BUDGETS)
     run_parser.add_argument("--datasets", help="comma-separated; default: the table's columns")
     run_parser.add_argument("--seeds", type=int, default=3)
     run_parser.add_argument("--jobs", type=int, default=1, help="single jobs side by side")

@@ -114,8 +114,11 @@ def test_budgets_set_epochs_and_batch_size_and_experiments_compose_with_any_data
     assert list(explicit.method.epochs) == [3, 1, 1]
     demo = compose_config(["experiment=demo"])
     assert demo.dataset.name == "bloodmnist" and demo.method.name == "tsimcne"
-    # the budget sets the rate too: 16x the paper's at the cpu budget, which the demo uses
-    assert demo.method.lr_per_256 == 0.48 and demo.budget == "cpu"
+    # the demo budget: the cpu budget's rate (16x the paper's) and network with a stride-2 stem
+    assert demo.method.lr_per_256 == 0.48 and demo.budget == "demo"
+    assert demo.model.stem_stride == 2 and demo.model.width == 16
+    assert list(demo.method.epochs) == [27, 3, 24]
+    assert compose_config(["experiment=cpu"]).model.stem_stride == 1
     # the demo is time-boxed; the tables' runs are not
     assert demo.time_budget_minutes == 12
     assert compose_config(["experiment=cpu"]).time_budget_minutes is None

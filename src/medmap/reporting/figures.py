@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 from sklearn.cluster import KMeans  # noqa: E402
 
-from medmap.reporting.plotting import class_colours, class_handles, scatter_map, score_text  # noqa: E402
+from medmap.reporting.plotting import class_colours, class_handles, scatter_map  # noqa: E402
 
 
 def save_both(figure, stem: Path) -> list[Path]:
@@ -83,15 +83,16 @@ def thumbnail_map(
 
 
 def comparison_panel(
-    panels: list[tuple[str, np.ndarray | None, np.ndarray | None, float | None, str]],
+    panels: list[tuple[str, np.ndarray | None, np.ndarray | None, str, str]],
     class_names: list[str],
     stem: Path,
 ) -> list[Path]:
-    """``panels``: (title, embedding, labels, kNN accuracy, note); a panel without an
-    embedding shows its note (e.g. why that run is missing)."""
+    """Maps side by side in the same class colours. ``panels``: (title, embedding, labels,
+    caption under the title, e.g. its scores, note); a panel without an embedding shows its
+    note (e.g. why that run is missing). No class names: one colour (an unlabeled collection)."""
     figure, axes_row = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.6))
-    colours = class_colours(len(class_names))
-    for axes, (title, embedding, labels, knn, note) in zip(np.atleast_1d(axes_row), panels):
+    colours = class_colours(max(len(class_names), 1))
+    for axes, (title, embedding, labels, caption, note) in zip(np.atleast_1d(axes_row), panels):
         if embedding is None:
             axes.text(0.5, 0.5, note, ha="center", va="center", wrap=True, fontsize=8,
                       transform=axes.transAxes)  # fmt: skip
@@ -100,10 +101,11 @@ def comparison_panel(
             axes.set_title(title, fontsize=10)
             continue
         _scatter(axes, embedding, labels, colours)
-        axes.set_title(f"{title}\nkNN acc. {score_text(knn, '.1f')}%", fontsize=10)
-    handles = class_handles(class_names, colours)
-    figure.legend(handles=handles, loc="lower center", ncol=min(8, len(class_names)),
-                  frameon=False, fontsize=8, bbox_to_anchor=(0.5, -0.08))  # fmt: skip
+        axes.set_title(f"{title}\n{caption}" if caption else title, fontsize=10)
+    if class_names:
+        handles = class_handles(class_names, colours)
+        figure.legend(handles=handles, loc="lower center", ncol=min(8, len(class_names)),
+                      frameon=False, fontsize=8, bbox_to_anchor=(0.5, -0.08))  # fmt: skip
     return save_both(figure, stem)
 
 

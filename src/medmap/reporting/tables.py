@@ -24,6 +24,9 @@ from omegaconf import OmegaConf
 from medmap.identity import run_identity
 
 IDENTITY_KEYS = ("dataset", "method", "features", "aug", "seed", "budget")
+# The budgets whose experiment preset (conf/experiment/<budget>.yaml) composes with any dataset
+# and aug: the ones a table can be run at.
+TABLE_BUDGETS = ("paper", "cpu", "short", "smoke")
 MISSING = "—"
 
 

@@ -1,0 +1,110 @@
+"""The augmentation ablation on one collection (``make ablation``): the runs of each
+augmentation, ranked where labels exist, and the report that shows their maps side by side.
+
+Runs live in ``<folder>/<aug>-seed<k>/`` (the multirun's sub-directories). An augmentation's
+scores are means over its finished seeds; its map in the figure is its lowest seed's.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medmap.reporting.figures import comparison_panel
+from medmap.reporting.plotting import score_text
+from medmap.reporting.tables import mean_std
+
+SUBDIR = "${aug.name}-seed${seed}"  # hydra.sweep.subdir of the ablation's multirun
+SCORES = ("knn_acc", "silhouette", "linear_acc")
+
+
+def finished_runs(folder: Path, aug: str, seeds: int) -> list[Path]:
+    """The run directories of ``aug`` with a metrics.json, lowest seed first."""
+    runs = [folder / f"{aug}-seed{seed}" for seed in range(seeds)]
+    return [run for run in runs if (run / "metrics.json").is_file()]
+
+
+def ablation_rows(folder: Path, augs: list[str], seeds: int) -> list[dict[str, Any]]:
+    """One row per augmentation with a finished run: seeds found and each score's mean and
+    std (None for an unlabeled collection), ranked by kNN accuracy, then silhouette; rows
+    without scores keep the configured order after the scored ones."""
+    rows = []
+    for aug in augs:
+        runs = finished_runs(folder, aug, seeds)
+        if not runs:
+            continue
+        metrics = [json.loads((run / "metrics.json").read_text()) for run in runs]
+        row: dict[str, Any] = {"aug": aug, "seeds": len(runs)}
+        for score in SCORES:
+            values = [m[score] for m in metrics if m.get(score) is not None]
+            row[score], row[f"{score}_std"] = mean_std(values) if values else (None, None)
+        rows.append(row)
+    scored = sorted((r for r in rows if r["knn_acc"] is not None),
+                    key=lambda r: (-r["knn_acc"], -(r["silhouette"] or 0.0)))  # fmt: skip
+    return scored + [r for r in rows if r["knn_acc"] is None]
+
+
+def _cell(row: dict[str, Any], score: str, form: str) -> str:
+    if row[score] is None:
+        return "n/a"
+    spread = f" ± {format(row[score + '_std'], form)}" if row["seeds"] > 1 else ""
+    return format(row[score], form) + spread
+
+
+def write_report(folder: Path, title: str, augs: list[str], seeds: int) -> list[Path]:
+    """``maps.png``/``.pdf`` (one panel per augmentation, same colours), ``ranking.csv`` and
+    ``report.md`` in ``folder``; returns the files written."""
+    rows = ablation_rows(folder, augs, seeds)
+    if not rows:
+        return []
+    by_aug = {row["aug"]: row for row in rows}
+    labeled = any(row["knn_acc"] is not None for row in rows)
+    panels, class_names = [], []
+    for aug in augs:
+        runs = finished_runs(folder, aug, seeds)
+        if not runs:
+            panels.append((aug, None, None, "", "no finished run"))
+            continue
+        metrics = json.loads((runs[0] / "metrics.json").read_text())
+        class_names = class_names or metrics.get("class_names") or []
+        scores = by_aug[aug]
+        caption = (
+            f"kNN {score_text(scores['knn_acc'], '.1f')}% · "
+            f"silhouette {score_text(scores['silhouette'], '.2f')}"
+            if labeled
+            else ""
+        )
+        panels.append((aug, np.load(runs[0] / "embedding.npy"), np.load(runs[0] / "labels.npy"),
+                       caption, ""))  # fmt: skip
+    written = comparison_panel(panels, class_names, folder / "maps")
+    ranking = folder / "ranking.csv"
+    with ranking.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"# Augmentation ablation: {title}", "", "![maps](maps.png)", ""]
+    if labeled:
+        lines += [
+            f"Ranked by kNN accuracy (then silhouette); mean ± std over seeds where more than "
+            f"one ran (up to {seeds}).",
+            "",
+            "| rank | aug | seeds | kNN % | silhouette | linear % |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {rank} | {row['aug']} | {row['seeds']} | {_cell(row, 'knn_acc', '.1f')} | "
+            f"{_cell(row, 'silhouette', '.3f')} | {_cell(row, 'linear_acc', '.1f')} |"
+            for rank, row in enumerate(rows, 1)
+        ]
+    else:
+        lines.append("The collection has no labels: the maps alone (no scores to rank by).")
+    missing = [aug for aug in augs if aug not in by_aug]
+    if missing:
+        lines += ["", f"Not finished: {', '.join(missing)} (run the same command again)."]
+    report = folder / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return [*written, ranking, report]

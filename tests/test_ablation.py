@@ -1,0 +1,89 @@
+"""make ablation: augmentations ranked by their scores, the report for labeled and unlabeled
+collections, and the real script on the Leukemia sample (one Hydra multirun, then the report)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import REPO, data_dir, require_data
+from medmap.reporting.ablation import ablation_rows, write_report
+
+
+def fake_run(folder, aug, seed, knn, silhouette, labeled=True, points=40):
+    run = folder / f"{aug}-seed{seed}"
+    run.mkdir(parents=True)
+    metrics = {"knn_acc": knn if labeled else None, "silhouette": silhouette if labeled else None,
+               "linear_acc": None, "class_names": ["a", "b"] if labeled else []}  # fmt: skip
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    rng = np.random.default_rng(seed)
+    np.save(run / "embedding.npy", rng.normal(size=(points, 2)).astype(np.float32))
+    np.save(run / "labels.npy", (np.arange(points) % 2) if labeled else np.zeros(points, int))
+
+
+def test_rows_are_ranked_by_knn_then_silhouette_with_means_over_seeds(tmp_path):
+    fake_run(tmp_path, "default", 0, 70.0, 0.10)
+    fake_run(tmp_path, "rot90", 0, 80.0, 0.20)
+    fake_run(tmp_path, "rot90", 1, 84.0, 0.30)
+    fake_run(tmp_path, "randrot", 0, 82.0, 0.05)
+    fake_run(tmp_path, "nocrop", 0, 70.0, 0.15)  # ties default on kNN, better silhouette
+    rows = ablation_rows(tmp_path, ["default", "nocrop", "nogray", "rot90", "randrot"], seeds=2)
+    assert [row["aug"] for row in rows] == ["rot90", "randrot", "nocrop", "default"]  # no nogray
+    rot90 = rows[0]
+    assert rot90["seeds"] == 2 and rot90["knn_acc"] == 82.0 and rot90["knn_acc_std"] == 2.0
+    assert abs(rot90["silhouette"] - 0.25) < 1e-12 and rot90["linear_acc"] is None
+
+
+def test_report_of_a_labeled_collection_has_the_ranked_table_and_the_maps(tmp_path):
+    fake_run(tmp_path, "default", 0, 70.0, 0.10)
+    fake_run(tmp_path, "rot90", 0, 80.0, 0.20)
+    written = write_report(tmp_path, "my cells", ["default", "rot90", "randrot"], seeds=1)
+    assert {path.name for path in written} == {"maps.png", "maps.pdf", "ranking.csv", "report.md"}
+    report = (tmp_path / "report.md").read_text()
+    assert "| 1 | rot90 | 1 | 80.0 | 0.200 | n/a |" in report
+    assert "| 2 | default | 1 | 70.0 | 0.100 | n/a |" in report
+    assert "Not finished: randrot" in report
+    assert (tmp_path / "maps.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_of_an_unlabeled_collection_shows_the_maps_alone(tmp_path):
+    for aug in ("default", "rot90"):
+        fake_run(tmp_path, aug, 0, None, None, labeled=False)
+    write_report(tmp_path, "my folder", ["default", "rot90"], seeds=1)
+    report = (tmp_path / "report.md").read_text()
+    assert "no labels" in report and "| rank |" not in report
+    assert (tmp_path / "maps.png").stat().st_size > 5_000
+
+
+def test_make_ablation_on_the_leukemia_sample_writes_the_report(tmp_path):
+    sample = require_data("leukemia-sample")
+    env = {**os.environ, "DATA_DIR": str(data_dir())}
+    command = [sys.executable, "scripts/ablation.py", "--budget", "smoke",
+               "--augs", "default,rot90", "--output", str(tmp_path), "dataset=leukemia",
+               f"dataset.root={sample}", "logger=none",
+               "trainer.enable_progress_bar=false"]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = tmp_path / "leukemia-leukemia-sample"
+    rows = [
+        line for line in (folder / "report.md").read_text().splitlines() if line.startswith("| ")
+    ]
+    assert len(rows) == 2 + 2  # header, rule, one row per augmentation
+    for aug in ("default", "rot90"):
+        metrics = json.loads((folder / f"{aug}-seed0" / "metrics.json").read_text())
+        assert (
+            metrics["aug"] == aug
+            and metrics["n_images"] == 30
+            and len(metrics["class_names"]) == 15
+        )
+    assert (folder / "maps.pdf").is_file()
+    assert "UserWarning" not in done.stderr  # the console stays clean on 15 classes of 2 images
+
+
+def test_make_ablation_without_a_dataset_says_what_to_pass():
+    done = subprocess.run([sys.executable, "scripts/ablation.py"], cwd=REPO, capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode != 0 and 'DATA="dataset=imagefolder' in done.stderr
+    assert "Traceback" not in done.stderr
