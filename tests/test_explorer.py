@@ -284,7 +284,10 @@ def test_suspect_duplicate_and_outlier_panels_list_the_runs_files(browser, label
     for row, suspect in zip(rows, suspects):
         expected = f"{suspect['id']}{suspect['class']} → {suspect['neighbours_class']}"
         assert row.startswith(expected), row
-    assert texts(browser, "#duplicates .row") == ["cat/cell_02.pngcat/cell_99.pngdistance 0.0096"]
+    # one split only (an image folder): each image's class, no split, no flag
+    assert texts(browser, "#duplicates .row") == [
+        "cat/cell_02.png · catcat/cell_99.png · catdistance 0.0096"]  # fmt: skip
+    assert browser.find_element("id", "duplicatesTitle").text == "Closest near-duplicate pairs"
     with (labeled_run / "outliers.csv").open() as handle:
         outliers = list(csv.DictReader(handle))[:5]
     assert texts(browser, "#outliers .thumb") == [o["id"] + o["class"] for o in outliers]
@@ -295,6 +298,37 @@ def test_suspect_duplicate_and_outlier_panels_list_the_runs_files(browser, label
         named = [row["id"] + row["class"] for row in csv.DictReader(handle)]  # id, class below
     assert texts(browser, "#featureNeighbours .thumb") == [named[i] for i in feature_neighbours[36]]
     assert texts(browser, "#featureNeighbours .thumb")[0] == "cat/cell_02.pngcat"  # its original
+
+
+def test_duplicate_pairs_show_classes_and_splits_and_flag_conflicts_and_leaks(browser, tmp_path):
+    splits = ["train"] * 36
+    splits[1] = "test"
+    pairs = [DuplicatePair(0, 1, 0.01), DuplicatePair(3, 6, 0.02), DuplicatePair(9, 10, 0.03)]
+    page, _, names, ids = grid_page(tmp_path, duplicates=pairs, splits=splits)
+    canvas = open_page(browser, page)
+    rows = texts(browser, "#duplicates .row")
+    assert rows[0] == (f"{ids[0]} · {names[0]} · train{ids[1]} · {names[1]} · test"
+                       "distance 0.0100⚠ label conflict⚠ across splits: train / test")  # fmt: skip
+    assert rows[1] == f"{ids[3]} · {names[0]} · train{ids[6]} · {names[0]} · traindistance 0.0200"
+    assert rows[2].endswith("distance 0.0300⚠ label conflict")  # classes 0 and 1, both train
+    assert browser.find_element("id", "duplicatesTitle").text == (
+        "Closest near-duplicate pairs (label conflict: 2, across splits: 1)")  # fmt: skip
+    move_to_point(browser, canvas, 1)
+    assert browser.find_element("id", "tooltipMeta").text.startswith("split: test\ndonor: ")
+
+
+def test_the_tooltip_shows_the_value_the_map_is_coloured_by(browser, tmp_path):
+    donors = [f"d{i % 4}" for i in range(36)]
+    colouring = column_colouring("donor", donors)
+    page, *_ = grid_page(tmp_path, colouring=colouring)
+    canvas = open_page(browser, page)
+    move_to_point(browser, canvas, 14)
+    assert texts(browser, "#tooltipMeta .colour-value") == ["donor: d2"]
+    assert browser.find_element("id", "tooltipMeta").text == "donor: d2"  # not listed twice
+    swatch = browser.execute_script(
+        "return getComputedStyle(document.querySelector('#tooltipMeta .swatch')).backgroundColor")
+    red, green, blue = (int(v) for v in re.findall(r"\d+", swatch)[:3])
+    assert "#%02x%02x%02x" % (red, green, blue) == colouring.palette[colouring.codes[14]]
 
 
 def test_an_unlabeled_run_coloured_by_a_metadata_column(browser, unlabeled_run, tmp_path):

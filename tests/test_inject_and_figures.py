@@ -1,5 +1,6 @@
 """Planted data-quality problems and the figures built from finished runs."""
 
+import csv
 import json
 import os
 import subprocess
@@ -105,6 +106,10 @@ def test_injection_composes_with_a_dataset_and_figures_build_from_runs(tmp_path)
     injected = np.load(run / "injected.npy")
     assert len(injected) == 430 and (injected == DUPLICATE).sum() == 30
     assert (injected == ARTEFACT).sum() == 20
+    with (run / "map.csv").open() as handle:  # named, so the explorer colours by kind
+        kinds = [row["injected"] for row in csv.DictReader(handle)]
+    assert kinds.count("duplicate") == 30 and kinds.count("artefact") == 20
+    assert kinds.count("") == 380
     scores = json.loads((run / "metrics.json").read_text())["injected"]
     assert scores["duplicates"]["count"] == 30 and scores["artefacts"]["count"] == 20
     assert 0.0 <= scores["duplicates"]["neighbourhood_share"] <= 1.0

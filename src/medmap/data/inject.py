@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from medmap.data.collection import ImageCollection
 
 UNTOUCHED, DUPLICATE, ARTEFACT, LABEL_FLIPPED = 0, 1, 2, 3
+INJECTED_NAMES = ("", "duplicate", "artefact", "label flipped")  # by code, for map.csv
 ARTEFACT_KINDS = ("pen mark", "text stamp", "dust and blur", "black border")
 
 

@@ -92,6 +92,8 @@ class Colouring:
     codes: np.ndarray
     categories: list[str] | None = None
     value_range: tuple[float, float] | None = None
+    column: str | None = None  # the map.csv column coloured by (None: the classes)
+    values: list[str] | None = None  # its value for each point (the tooltip shows it)
 
 
 def class_colouring(labels: np.ndarray, class_names: Sequence[str]) -> Colouring:
@@ -116,7 +118,8 @@ def column_colouring(
         codes = np.where(np.isnan(numbers), RAMP_STEPS, steps).astype(int)
         ramp = colormaps["viridis"](np.linspace(0, 1, RAMP_STEPS))
         palette = [to_hex(rgba) for rgba in ramp] + [OTHER_COLOUR]
-        return Colouring(f"Colour: {name}", palette, codes, value_range=(low, high))
+        return Colouring(f"Colour: {name}", palette, codes, value_range=(low, high),
+                         column=name, values=list(values))  # fmt: skip
     counts = Counter(values)
     kept = sorted(value for value, _ in counts.most_common(max_categories))
     code_of = {value: code for code, value in enumerate(kept)}
@@ -126,7 +129,8 @@ def column_colouring(
     if len(counts) > len(kept):
         palette.append(OTHER_COLOUR)
         categories.append("(other)")
-    return Colouring(f"Colour: {name}", palette, codes, categories)
+    return Colouring(f"Colour: {name}", palette, codes, categories, column=name,
+                     values=list(values))  # fmt: skip
 
 
 def _as_numbers(values: Sequence[str]) -> np.ndarray | None:
@@ -222,6 +226,7 @@ def write_explorer(
     labels: np.ndarray | None = None,
     class_names: Sequence[str] = (),
     metadata: dict[str, Sequence[str]] | None = None,
+    splits: Sequence[str] | None = None,
     colouring: Colouring | None = None,
     feature_neighbours: np.ndarray | None = None,
     outliers: Sequence[int] | None = None,
@@ -236,7 +241,8 @@ def write_explorer(
     ``ids``, in the same order.
 
     ``labels`` with ``class_names`` make a labeled page (no class names: unlabeled).
-    ``metadata`` columns are shown on hover; ``colouring`` defaults to the classes.
+    ``metadata`` columns are shown on hover, and ``splits`` (train/val/test...) too, where
+    duplicate pairs across splits are flagged; ``colouring`` defaults to the classes.
     ``feature_neighbours`` (N x k indices) are shown beside each point's map neighbours on
     click. A list left as None hides its panel (the run has no such file); an empty one says
     that nothing was found."""
@@ -248,7 +254,9 @@ def write_explorer(
         raise ValueError(f"a labeled page needs {n} labels")
     metadata = metadata or {}
     colouring = colouring or class_colouring(labels if labeled else np.zeros(n, int), class_names)
-    for name, values in [*metadata.items(), ("the colouring", colouring.codes)]:
+    splits = list(splits) if splits is not None else None
+    for name, values in [*metadata.items(), ("the colouring", colouring.codes),
+                         *([("splits", splits)] if splits is not None else [])]:  # fmt: skip
         if len(values) != n:
             raise ValueError(f"{name} has {len(values)} values for {n} map points")
     if feature_neighbours is not None and (
@@ -267,8 +275,11 @@ def write_explorer(
         "labels": np.asarray(labels).astype(int).tolist() if labeled else None,
         "classNames": [str(name) for name in class_names] if labeled else [],
         "metadata": [{"name": k, "values": [str(v) for v in vs]} for k, vs in metadata.items()],
+        "splits": None if splits is None else [str(split) for split in splits],
         "colouring": {
             "title": colouring.title,
+            "column": colouring.column,
+            "values": colouring.values,
             "palette": colouring.palette,
             "codes": _packed(colouring.codes, "<u2"),
             "categories": colouring.categories,
@@ -380,6 +391,7 @@ def explore_run(
         labels=labels,
         class_names=metrics["class_names"] if metrics["labeled"] else [],
         metadata={name: table[name] for name in table if name not in MAP_COLUMNS},
+        splits=table["split"] if len(set(table.get("split", []))) > 1 else None,
         colouring=colouring,
         feature_neighbours=np.load(feature_neighbours) if feature_neighbours.is_file() else None,
         outliers=_listed(run_dir / "outliers.csv", listed, lambda row: int(row["index"])),

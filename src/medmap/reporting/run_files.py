@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig
 
 from medmap.data.collection import ImageCollection
+from medmap.data.inject import INJECTED_NAMES
 from medmap.evaluation import strict_json
 from medmap.identity import run_identity
 from medmap.quality import Findings
@@ -52,8 +53,8 @@ def write_map_csv(
     """The map with every image's id: what a user filters, joins and plots in other tools."""
     labels, classes = label_columns(collection)
     extra = {}
-    if collection.injected.any():
-        extra["injected"] = collection.injected
+    if collection.injected.any():  # by name: a column to colour the explorer by
+        extra["injected"] = np.asarray(INJECTED_NAMES)[collection.injected]
     if findings.suspects is not None:
         extra["suspect_score"] = np.round(findings.suspects.score, 4)
     extra.update(collection.metadata)
