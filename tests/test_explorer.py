@@ -328,7 +328,7 @@ def test_the_tooltip_shows_the_value_the_map_is_coloured_by(browser, tmp_path):
     swatch = browser.execute_script(
         "return getComputedStyle(document.querySelector('#tooltipMeta .swatch')).backgroundColor")
     red, green, blue = (int(v) for v in re.findall(r"\d+", swatch)[:3])
-    assert "#%02x%02x%02x" % (red, green, blue) == colouring.palette[colouring.codes[14]]
+    assert f"#{red:02x}{green:02x}{blue:02x}" == colouring.palette[colouring.codes[14]]
 
 
 def test_an_unlabeled_run_coloured_by_a_metadata_column(browser, unlabeled_run, tmp_path):
