@@ -326,7 +326,8 @@ def test_the_tooltip_shows_the_value_the_map_is_coloured_by(browser, tmp_path):
     assert texts(browser, "#tooltipMeta .colour-value") == ["donor: d2"]
     assert browser.find_element("id", "tooltipMeta").text == "donor: d2"  # not listed twice
     swatch = browser.execute_script(
-        "return getComputedStyle(document.querySelector('#tooltipMeta .swatch')).backgroundColor")
+        "return getComputedStyle(document.querySelector('#tooltipMeta .swatch')).backgroundColor"
+    )
     red, green, blue = (int(v) for v in re.findall(r"\d+", swatch)[:3])
     assert f"#{red:02x}{green:02x}{blue:02x}" == colouring.palette[colouring.codes[14]]
 
