@@ -221,6 +221,87 @@ def test_zoom_pan_hide_select_a_region_and_download_it(browser, tmp_path):
     assert browser.execute_script("return window.explorer.hovered") != 0
 
 
+def canvas_pixel(browser, index):
+    """The map's colour (r, g, b) at point ``index``'s centre."""
+    return browser.execute_script(
+        "const [x, y] = window.explorer.toScreen(arguments[0]), r = devicePixelRatio;"
+        "return Array.from(canvas.getContext('2d').getImageData("
+        "Math.round(x * r), Math.round(y * r), 1, 1).data).slice(0, 3)",
+        index,
+    )
+
+
+def class_rgb(browser, index):
+    hex_colour = browser.execute_script("return colouring.palette[codes[arguments[0]]]", index)
+    return [int(hex_colour[k : k + 2], 16) for k in (1, 3, 5)]
+
+
+def test_lasso_selection_with_breakdown_greys_out_the_rest_and_clears(browser, tmp_path):
+    from selenium.webdriver import ActionChains, Keys
+
+    page, _, names, _ = grid_page(tmp_path)
+    canvas = open_page(browser, page)
+    browser.find_element("css selector", "input[name=selectMode][value=lasso]").click()
+    (x0, y0), (x1, _), (_, y6) = (screen_position(browser, i) for i in (0, 1, 6))
+    corners = [(x0 - 15, y0 + 15), (x1 + 25, y0 + 15), (x0 - 15, y6 - 25)]  # around 0, 1, 6; not 7
+    chain = ActionChains(browser).key_down(Keys.SHIFT)
+    chain.move_to_element_with_offset(canvas, *offset(canvas, *corners[0])).click_and_hold()
+    for corner in corners[1:]:
+        chain.move_to_element_with_offset(canvas, *offset(canvas, *corner))
+    chain.release().key_up(Keys.SHIFT).perform()
+    assert browser.execute_script("return window.explorer.selected") == [0, 1, 6]
+    assert texts(browser, "#selectionBreakdown > span") == [f"{names[0]} 2", f"{names[1]} 1"]
+    assert canvas_pixel(browser, 0) == class_rgb(browser, 0)
+    assert canvas_pixel(browser, 7) == [214, 214, 214]  # not selected: grey
+    browser.find_element("id", "clearSelection").click()
+    assert browser.execute_script("return window.explorer.selected") == []
+    assert canvas_pixel(browser, 7) == class_rgb(browser, 7)
+    assert texts(browser, "#selectionBreakdown > span") == []
+    # a large selection's grid takes every class in turn, not the lowest indices first
+    browser.execute_script("window.explorer.showSelection([...Array(36).keys()])")
+    first = texts(browser, "#selection .thumb")[:3]
+    assert sorted(text[-len(name) :] for text, name in zip(first, names)) == sorted(names)
+
+
+def test_touch_pans_pinches_and_taps(browser, tmp_path):
+    page, *_ = grid_page(tmp_path)
+    open_page(browser, page)
+
+    def touch(kind, *points):
+        browser.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+            {"x": x, "y": y, "id": k} for k, (x, y) in enumerate(points)]})  # fmt: skip
+
+    view = "return [window.explorer.view.scale, window.explorer.view.offsetX]"
+    scale, left = browser.execute_script(view)
+    touch("touchStart", (300, 300))
+    touch("touchMove", (350, 320))
+    touch("touchEnd")
+    assert browser.execute_script(view) == [scale, left + 50]  # one finger pans
+    touch("touchStart", (300, 300), (400, 300))
+    touch("touchMove", (250, 300), (450, 300))
+    touch("touchEnd")
+    assert abs(browser.execute_script(view)[0] / scale - 2.0) < 1e-6  # fingers twice as far apart
+    browser.execute_script("document.getElementById('canvas').dispatchEvent(new Event('dblclick'))")
+    x, y = screen_position(browser, 20)
+    touch("touchStart", (x, y))
+    touch("touchEnd")
+    assert browser.execute_script("return window.explorer.focused") == 20  # a tap shows a point
+    assert shown(browser, "pointSection")
+
+
+def test_a_double_click_resets_the_view_and_keeps_the_shown_point(browser, tmp_path):
+    from selenium.webdriver import ActionChains
+
+    page, *_ = grid_page(tmp_path)
+    canvas = open_page(browser, page)
+    click_point(browser, canvas, 14)
+    before = screen_position(browser, 0)
+    ActionChains(browser).scroll_by_amount(0, -200).perform()
+    move_to(browser, canvas, *screen_position(browser, 20)).double_click().perform()
+    assert browser.execute_script("return window.explorer.focused") == 14
+    np.testing.assert_allclose(screen_position(browser, 0), before, atol=0.5)
+
+
 def test_a_click_shows_the_neighbours_in_the_map_and_in_feature_space(browser, tmp_path):
     feature_neighbours = (np.arange(42)[:, None] + 1 + 2 * np.arange(15)) % 42
     page, embedding, ids = scattered_page(tmp_path, feature_neighbours=feature_neighbours)
