@@ -289,6 +289,37 @@ def test_touch_pans_pinches_and_taps(browser, tmp_path):
     assert shown(browser, "pointSection")
 
 
+def set_range(browser, element_id, value):
+    browser.execute_script(
+        "const e = document.getElementById(arguments[0]); e.value = arguments[1];"
+        "e.dispatchEvent(new Event('input'))", element_id, value)  # fmt: skip
+
+
+def test_view_controls_size_opacity_and_colour_blind_safe_colours(browser, tmp_path):
+    page, *_ = grid_page(tmp_path)
+    open_page(browser, page)
+    painted = ("const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height)"
+               ".data; let k = 0; for (let p = 0; p < d.length; p += 4) k += d[p] + d[p + 1] "
+               "+ d[p + 2] < 765; return k")  # fmt: skip
+    before = browser.execute_script(painted)
+    set_range(browser, "pointSize", 2)
+    assert 3.5 < browser.execute_script(painted) / before < 4.5  # squares twice as wide
+    set_range(browser, "pointSize", 1)
+    set_range(browser, "pointOpacity", 0.5)
+    rgb = class_rgb(browser, 14)
+    expected = [round(255 + (value - 255) * 0.5) for value in rgb]  # half way over white
+    assert np.abs(np.subtract(canvas_pixel(browser, 14), expected)).max() <= 1
+    set_range(browser, "pointOpacity", 1)
+    browser.find_element("css selector", "#viewSection summary").click()
+    browser.find_element("id", "safeColours").click()
+    okabe_ito = ["#e69f00", "#56b4e9", "#009e73"]
+    assert canvas_pixel(browser, 14) == [int(okabe_ito[14 % 3][k : k + 2], 16) for k in (1, 3, 5)]
+    swatches = browser.execute_script(
+        "return [...document.querySelectorAll('#legend .swatch')].map(e => e.style.background)"
+    )
+    assert swatches == ["rgb(230, 159, 0)", "rgb(86, 180, 233)", "rgb(0, 158, 115)"]
+
+
 def test_a_double_click_resets_the_view_and_keeps_the_shown_point(browser, tmp_path):
     from selenium.webdriver import ActionChains
 
