@@ -117,14 +117,14 @@ def test_budgets_set_epochs_and_batch_size_and_experiments_compose_with_any_data
     # the demo budget: the cpu budget's network with a stride-2 stem, twice its rate
     assert demo.method.lr_per_256 == 0.96 and demo.budget == "demo"
     assert demo.model.stem_stride == 2 and demo.model.width == 16
-    assert list(demo.method.epochs) == [36, 3, 15]
+    assert list(demo.method.epochs) == [27, 3, 24]
     short = compose_config(["experiment=short", "dataset=leukemia", "aug=rot90"])
     assert (
         short.budget == "short"
         and short.model.stem_stride == 2
         and short.dataset.name == "leukemia"
     )
-    assert short.time_budget_minutes is None and list(short.method.epochs) == [24, 2, 10]
+    assert short.time_budget_minutes is None and list(short.method.epochs) == [18, 2, 16]
     assert compose_config(["experiment=cpu"]).model.stem_stride == 1
     # the demo is time-boxed; the tables' runs are not
     assert demo.time_budget_minutes == 12
