@@ -57,11 +57,13 @@ def unlabeled_run(tmp_path_factory):
     return folder_run(tmp_path_factory.mktemp("unlabeled"), labeled=False)
 
 
-def open_page(browser, page):
+def open_page(browser, page, thumbnails=True):
+    """The page loaded and drawn (and, with ``thumbnails``, every thumbnail sheet decoded)."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(page.as_uri())
-    WebDriverWait(browser, 20).until(lambda b: b.execute_script("return window.explorer.ready"))
+    flag = "thumbnailsDecoded" if thumbnails else "ready"
+    WebDriverWait(browser, 60).until(lambda b: b.execute_script(f"return window.explorer.{flag}"))
     return browser.find_element("id", "canvas")
 
 
@@ -320,6 +322,59 @@ def test_view_controls_size_opacity_and_colour_blind_safe_colours(browser, tmp_p
     assert swatches == ["rgb(230, 159, 0)", "rgb(86, 180, 233)", "rgb(0, 158, 115)"]
 
 
+def test_long_lists_scroll_inside_their_sections(browser, tmp_path):
+    rng = np.random.default_rng(3)
+    embedding = rng.normal(size=(600, 2))
+    images = rng.integers(0, 256, (600, 8, 8, 3), dtype=np.uint8)
+    ids = [f"a-rather-long-file-name-of-a-scan-{i:04d}.png" for i in range(600)]
+    page = write_page(tmp_path, embedding, images, ids, outliers=list(range(300)),
+                      max_sheet_side=512)  # fmt: skip
+    canvas = open_page(browser, page)
+    browser.execute_script("window.explorer.showSelection([...Array(600).keys()])")
+    click_point(browser, canvas, 5)
+    height = browser.execute_script("return document.getElementById('panel').scrollHeight")
+    window = browser.execute_script("return window.innerHeight")
+    assert height < 3 * window  # 200 selected and 300 outlier thumbnails, each list scrolls
+    caption = browser.find_element("css selector", "#outliers .thumb div")
+    assert caption.size["height"] < 16  # one line: the id ends in an ellipsis, never wraps
+
+
+def test_images_on_the_map_show_typical_points_without_overlap(browser, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page, colours, *_ = grid_page(tmp_path)
+    open_page(browser, page)
+    browser.find_element("css selector", "#viewSection summary").click()
+    browser.find_element("id", "imagesOnMap").click()
+    placed = WebDriverWait(browser, 5).until(
+        lambda b: b.execute_script("return window.explorer.placedImages()")
+    )  # the next frame
+    assert len(placed) >= 4
+    boxes = [(x, y, x + size, y + size) for _, x, y, size in placed]
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
+        for u0, v0, u1, v1 in boxes[k + 1 :]:
+            assert x1 <= u0 or u1 <= x0 or y1 <= v0 or v1 <= y0  # no two overlap
+    for index, x, y, size in placed:  # each shows its own image (solid colours) near its point
+        centre = browser.execute_script(
+            "const r = devicePixelRatio; return Array.from(canvas.getContext('2d').getImageData("
+            "Math.round(arguments[0] * r), Math.round(arguments[1] * r), 1, 1).data)",
+            x + size / 2, y + size / 2)  # fmt: skip
+        np.testing.assert_allclose(centre[:3], colours[index], atol=12)
+        px, py = screen_position(browser, index)  # in its point's cell of the 88-px grid
+        assert (px // 88, py // 88) == (x // 88, y // 88)
+    browser.find_element("id", "imagesOnMap").click()
+    time.sleep(0.2)  # the next frame
+    assert canvas_pixel(browser, placed[0][0]) == class_rgb(browser, placed[0][0])  # points again
+
+
+def test_the_most_typical_point_is_the_one_most_others_count_among_their_neighbours():
+    from medmap.reporting.explorer import typical_order
+
+    neighbours = np.array([[1, 2], [0, 2], [0, 1], [0, 1], [0, 3]])  # 0 in four lists, 4 in none
+    order = typical_order(neighbours)
+    assert order[0] == 0 and order[-1] == 4 and sorted(order) == [0, 1, 2, 3, 4]
+
+
 def test_a_double_click_resets_the_view_and_keeps_the_shown_point(browser, tmp_path):
     from selenium.webdriver import ActionChains
 
@@ -556,8 +611,9 @@ def test_explore_py_on_a_real_run_writes_one_offline_page_naming_the_images(tmp_
 
 @pytest.mark.slow
 def test_a_pcam_size_page_of_327680_points_is_usable_within_10_seconds(browser, tmp_path):
-    """PCam's 327,680 points with 32-pixel thumbnails (several atlas sheets) and both
-    neighbour tables: the page is ready within 10 s and hovering a chosen point shows its id."""
+    """PCam's 327,680 points with 32-pixel thumbnails (many atlas sheets) and both neighbour
+    tables: the page is ready within 10 s, and hovering a point shows its id and, within 2 s,
+    its thumbnail (its sheet decodes on demand)."""
     from medmap.reporting.explorer import write_explorer
 
     count = 327_680
@@ -573,14 +629,23 @@ def test_a_pcam_size_page_of_327680_points_is_usable_within_10_seconds(browser, 
     size_mb = page.stat().st_size / 1e6
     print(f"327,680-point page: {size_mb:.0f} MB")
     started = time.perf_counter()
-    canvas = open_page(browser, page)
+    canvas = open_page(browser, page, thumbnails=False)
     seconds = time.perf_counter() - started
     print(f"ready after {seconds:.1f} s")
     assert seconds <= 10
     chosen = int(np.argmax(np.linalg.norm(embedding, axis=1)))  # apart: no other point under it
     move_to_point(browser, canvas, chosen)
+    hovered = time.perf_counter()
     assert browser.execute_script("return window.explorer.hovered") == chosen
     assert browser.find_element("id", "tooltipId").text == ids[chosen]
+    pixel = ("return Array.from(document.getElementById('tooltipImage').getContext('2d')"
+             ".getImageData(48, 48, 1, 1).data)")  # fmt: skip
+    while browser.execute_script(pixel)[3] == 0 and time.perf_counter() - hovered < 10:
+        time.sleep(0.05)
+    waited = time.perf_counter() - hovered
+    print(f"first thumbnail {waited:.2f} s after the hover")
+    np.testing.assert_allclose(browser.execute_script(pixel)[:3], tones[chosen], atol=12)
+    assert waited <= 2
 
 
 def test_the_occlusion_script_counts_covered_points_by_hand():

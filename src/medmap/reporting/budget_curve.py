@@ -78,7 +78,7 @@ def curve_table(rows: list[dict[str, Any]]) -> str:
 def plot_curve(rows: list[dict[str, Any]], goals: dict[str, list[float]], path: Path) -> Path:
     """Silhouette and kNN accuracy against minutes, a line per recipe (error bars: std over
     seeds); dashed lines mark ``goals`` (metric -> values)."""
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4.8))
     for axis, metric, title in zip(
         axes, ("silhouette", "knn_acc"), ("silhouette", "kNN accuracy (%)")
     ):
@@ -94,8 +94,10 @@ def plot_curve(rows: list[dict[str, Any]], goals: dict[str, list[float]], path: 
         axis.set_xlabel("minutes of training")
         axis.set_title(title)
         axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    figure.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False,
+                  bbox_to_anchor=(0.5, -0.02))  # fmt: skip
+    figure.tight_layout(rect=(0, 0.12, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -41,7 +41,7 @@ from medmap.errors import UserFacingError
 from medmap.reporting.plotting import class_colours, run_title
 from medmap.reporting.run_files import MAP_COLUMNS
 
-MAX_SHEET_SIDE = 8192  # pixels: browsers decode larger images slowly or not at all
+MAX_SHEET_SIDE = 2048  # pixels: one sheet decodes in well under a second when a hover needs it
 NEIGHBOURS = 15  # map neighbours listed on click (as many as feature_neighbours.npy holds)
 MAX_CATEGORIES = 20  # legend entries of a categorical colouring before the rest become "other"
 RAMP_STEPS = 64  # colours of a continuous scale
@@ -156,6 +156,21 @@ def map_neighbours(embedding: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
     others = found != np.arange(len(embedding))[:, None]
     others[others.all(axis=1), -1] = False  # itself crowded out by coincident points: drop the last
     return found[others].reshape(len(embedding), k)
+
+
+def typical_order(
+    neighbours: np.ndarray, damping: float = 0.85, iterations: int = 30
+) -> np.ndarray:
+    """Point indices, most typical first: PageRank over the map's nearest-neighbour graph (each
+    point links to its k neighbours), so a point that many others count among their nearest
+    ranks high. The explorer's images on the map show the most typical point of each region,
+    the choice Apple's Embedding Atlas makes for its representative images."""
+    n, k = neighbours.shape
+    rank = np.full(n, 1.0 / n)
+    for _ in range(iterations):
+        passed = np.bincount(neighbours.ravel(), weights=np.repeat(rank / k, k), minlength=n)
+        rank = (1 - damping) / n + damping * passed
+    return np.argsort(-rank, kind="stable")
 
 
 def thumbnail_sheets(
@@ -286,6 +301,7 @@ def write_explorer(
             "range": colouring.value_range,
         },
         "mapNeighbours": {"k": neighbours.shape[1], "indices": _packed(neighbours, "<i4")},
+        "typical": _packed(typical_order(neighbours), "<i4"),
         "featureNeighbours": None
         if feature_neighbours is None
         else {"k": feature_neighbours.shape[1], "indices": _packed(feature_neighbours, "<i4")},
