@@ -79,6 +79,7 @@ def test_make_ablation_on_the_leukemia_sample_writes_the_report(tmp_path):
             and len(metrics["class_names"]) == 15
         )
     assert (folder / "maps.pdf").is_file()
+    assert "Only 30 images for 15 classes" in (folder / "report.md").read_text()
     assert "UserWarning" not in done.stderr  # the console stays clean on 15 classes of 2 images
 
 

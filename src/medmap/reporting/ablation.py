@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,10 @@ def write_report(folder: Path, title: str, augs: list[str], seeds: int) -> list[
         ]
     else:
         lines.append("The collection has no labels: the maps alone (no scores to rank by).")
+    if class_names and metrics.get("n_images", math.inf) < 10 * len(class_names):
+        lines += ["", f"Only {metrics['n_images']} images for {len(class_names)} classes: "
+                  "the 10% held out for kNN accuracy are too few to rank augmentations by; "
+                  "compare the maps, or run on more images."]  # fmt: skip
     missing = [aug for aug in augs if aug not in by_aug]
     if missing:
         lines += ["", f"Not finished: {', '.join(missing)} (run the same command again)."]
