@@ -67,9 +67,8 @@ def test_make_ablation_on_the_leukemia_sample_writes_the_report(tmp_path):
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "leukemia-leukemia-sample"
-    rows = [
-        line for line in (folder / "report.md").read_text().splitlines() if line.startswith("| ")
-    ]
+    report = (folder / "report.md").read_text().splitlines()
+    rows = [line for line in report if line.startswith("|")]
     assert len(rows) == 2 + 2  # header, rule, one row per augmentation
     for aug in ("default", "rot90"):
         metrics = json.loads((folder / f"{aug}-seed0" / "metrics.json").read_text())
