@@ -251,11 +251,13 @@ def test_lasso_selection_with_breakdown_greys_out_the_rest_and_clears(browser, t
     for corner in corners[1:]:
         chain.move_to_element_with_offset(canvas, *offset(canvas, *corner))
     chain.release().key_up(Keys.SHIFT).perform()
+    next_frame(browser)
     assert browser.execute_script("return window.explorer.selected") == [0, 1, 6]
     assert texts(browser, "#selectionBreakdown > span") == [f"{names[0]} 2", f"{names[1]} 1"]
     assert canvas_pixel(browser, 0) == class_rgb(browser, 0)
     assert canvas_pixel(browser, 7) == [214, 214, 214]  # not selected: grey
     browser.find_element("id", "clearSelection").click()
+    next_frame(browser)
     assert browser.execute_script("return window.explorer.selected") == []
     assert canvas_pixel(browser, 7) == class_rgb(browser, 7)
     assert texts(browser, "#selectionBreakdown > span") == []
@@ -291,10 +293,18 @@ def test_touch_pans_pinches_and_taps(browser, tmp_path):
     assert shown(browser, "pointSection")
 
 
+def next_frame(browser):
+    """Wait until the page has drawn what it requested (drawing happens on animation frames)."""
+    browser.execute_async_script(
+        "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(done))"
+    )
+
+
 def set_range(browser, element_id, value):
     browser.execute_script(
         "const e = document.getElementById(arguments[0]); e.value = arguments[1];"
         "e.dispatchEvent(new Event('input'))", element_id, value)  # fmt: skip
+    next_frame(browser)
 
 
 def test_view_controls_size_opacity_and_colour_blind_safe_colours(browser, tmp_path):
@@ -314,6 +324,7 @@ def test_view_controls_size_opacity_and_colour_blind_safe_colours(browser, tmp_p
     set_range(browser, "pointOpacity", 1)
     browser.find_element("css selector", "#viewSection summary").click()
     browser.find_element("id", "safeColours").click()
+    next_frame(browser)
     okabe_ito = ["#e69f00", "#56b4e9", "#009e73"]
     assert canvas_pixel(browser, 14) == [int(okabe_ito[14 % 3][k : k + 2], 16) for k in (1, 3, 5)]
     swatches = browser.execute_script(
@@ -363,7 +374,7 @@ def test_images_on_the_map_show_typical_points_without_overlap(browser, tmp_path
         px, py = screen_position(browser, index)  # in its point's cell of the 88-px grid
         assert (px // 88, py // 88) == (x // 88, y // 88)
     browser.find_element("id", "imagesOnMap").click()
-    time.sleep(0.2)  # the next frame
+    next_frame(browser)
     assert canvas_pixel(browser, placed[0][0]) == class_rgb(browser, placed[0][0])  # points again
 
 
