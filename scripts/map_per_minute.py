@@ -22,12 +22,9 @@ from omegaconf import OmegaConf
 
 from medmap.cli import config_dir
 from medmap.reporting.budget_curve import curve_rows, curve_table, plot_curve, point_name
+from medmap.runtime.time_budget import hydra_list
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def listed(values) -> str:
-    return "[" + ",".join(str(value) for value in values) + "]"
 
 
 def run(settings, recipes: list[dict]) -> None:
@@ -40,8 +37,8 @@ def run(settings, recipes: list[dict]) -> None:
                 if (output / name / "metrics.json").is_file():
                     continue
                 command = [sys.executable, str(REPO / "train.py"), *settings.common,
-                           *recipe["overrides"], f"method.epochs={listed(point['epochs'])}",
-                           f"method.warmup_epochs={listed(point['warmup_epochs'])}",
+                           *recipe["overrides"], f"method.epochs={hydra_list(point['epochs'])}",
+                           f"method.warmup_epochs={hydra_list(point['warmup_epochs'])}",
                            f"seed={seed}", f"hydra.run.dir={output / name}"]  # fmt: skip
                 print(f"map_per_minute: training {name}", flush=True)
                 done = subprocess.run(

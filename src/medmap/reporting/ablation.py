@@ -64,13 +64,14 @@ def write_report(folder: Path, title: str, augs: list[str], seeds: int) -> list[
         return []
     by_aug = {row["aug"]: row for row in rows}
     labeled = any(row["knn_acc"] is not None for row in rows)
-    panels, class_names = [], []
+    panels, class_names, first = [], [], {}
     for aug in augs:
         runs = finished_runs(folder, aug, seeds)
         if not runs:
             panels.append((aug, None, None, "", "no finished run"))
             continue
         metrics = json.loads((runs[0] / "metrics.json").read_text())
+        first = first or metrics
         class_names = class_names or metrics.get("class_names") or []
         scores = by_aug[aug]
         caption = (
@@ -103,8 +104,8 @@ def write_report(folder: Path, title: str, augs: list[str], seeds: int) -> list[
         ]
     else:
         lines.append("The collection has no labels: the maps alone (no scores to rank by).")
-    if class_names and metrics.get("n_images", math.inf) < 10 * len(class_names):
-        lines += ["", f"Only {metrics['n_images']} images for {len(class_names)} classes: "
+    if class_names and first.get("n_images", math.inf) < 10 * len(class_names):
+        lines += ["", f"Only {first['n_images']} images for {len(class_names)} classes: "
                   "the 10% held out for kNN accuracy are too few to rank augmentations by; "
                   "compare the maps, or run on more images."]  # fmt: skip
     missing = [aug for aug in augs if aug not in by_aug]

@@ -126,7 +126,7 @@ def fit_to_time_budget(
                 "method.epochs=%s method.warmup_epochs=%s time_budget_minutes=null repeats "
                 "this schedule; time_budget_minutes=null alone trains the configured one.",
                 minutes, sum(planned), planned, projected / 60, step, epochs,
-                record["projected_seconds"] / 60, _listed(epochs), _listed(warmups),
+                record["projected_seconds"] / 60, hydra_list(epochs), hydra_list(warmups),
             )  # fmt: skip
         else:
             log.info("Time budget %s min: the configured epochs %s fit (about %.0f min here)",
@@ -134,6 +134,6 @@ def fit_to_time_budget(
     return record
 
 
-def _listed(values: list[int]) -> str:
+def hydra_list(values: list[int]) -> str:
     """A list as a Hydra override writes it: [1,1,3]."""
     return "[" + ",".join(str(value) for value in values) + "]"
