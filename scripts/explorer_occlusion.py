@@ -1,80 +1,68 @@
-"""How many points the explorer's default view hides, for two draw orders (class after class,
-the explorer before session 12; shuffled, as now), by redrawing its squares offline:
+"""How many points the explorer hides in its default view, measured in the page itself
+(headless Chromium), with and without its "every point visible" pass:
 
-    python scripts/explorer_occlusion.py <run dir> [--width 780] [--height 800] [--side N]
+    python scripts/explorer_occlusion.py <run dir or explorer.html> [--windows 1200x800,...]
 
-780x800 px is the map beside the 420-px panel in a 1200x800 window. A point is *hidden* when
-none of its pixels is its own (later points cover it); its *colour is hidden* when none of its
-pixels shows its class's colour (points of other classes cover it). The page itself reports the
-first for any view: ``window.explorer.hiddenShare()``.
-"""
+Writes <run>/explorer.html if missing; prints one JSON line per window and setting. For each
+window size it reads the page's own ``window.explorer.visiblePoints()`` (the points are drawn
+once more, recording which point each canvas pixel shows last): a point is *fully hidden*
+when no pixel shows it. It also counts the listed label-error suspects that are hidden. With the
+pass on, a point's own pixel lies at most the page's SPREAD_REACH pixels beyond its square."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
-import numpy as np
+from medmap.reporting.browser import headless_chromium, open_explorer
+from medmap.reporting.explorer import explore_run
 
-
-def square_corners(embedding: np.ndarray, width: int, height: int, side: int | None):
-    """Each point's square on the canvas as the explorer's default view places it."""
-    xs, ys = embedding[:, 0].astype(np.float64), embedding[:, 1].astype(np.float64)
-    scale = 0.9 * min(width / (np.ptp(xs) or 1), height / (np.ptp(ys) or 1))
-    offset_x = width / 2 - scale * (xs.min() + xs.max()) / 2
-    offset_y = height / 2 + scale * (ys.min() + ys.max()) / 2
-    radius = max(1.2, min(4, 100 / np.sqrt(len(xs))))
-    side = side or max(1, round(2 * radius))
-    left = np.round(offset_x - side / 2 + scale * xs).astype(int)
-    top = np.round(offset_y - side / 2 - scale * ys).astype(int)
-    return left, top, side
-
-
-def owners(order, left, top, side, width, height) -> np.ndarray:
-    """The index of the point each pixel shows last (-1: none)."""
-    owner = -np.ones((height, width), int)
-    for i in order:
-        owner[max(0, top[i]) : max(0, top[i] + side), max(0, left[i]) : max(0, left[i] + side)] = i
-    return owner
+MEASURE = """
+const spread = document.getElementById("spreadPoints");
+spread.checked = arguments[0];
+spread.dispatchEvent(new Event("change"));
+const seen = window.explorer.visiblePoints();
+const suspects = (data.suspects || []).map(s => s.index);
+let hiddenPoints = 0;
+for (let i = 0; i < seen.length; i++) hiddenPoints += !seen[i];
+return {points: seen.length, hidden: hiddenPoints,
+        hidden_pct: +(100 * window.explorer.hiddenShare()).toFixed(3),
+        suspects: suspects.length, suspects_hidden: suspects.filter(i => !seen[i]).length,
+        canvas: [canvas.width, canvas.height]};
+"""
 
 
-def occlusion(labels, order, left, top, side, width, height) -> dict:
-    owner = owners(order, left, top, side, width, height)
-    seen = np.zeros(len(labels), bool)
-    seen[owner[owner >= 0]] = True
-    colour_hidden = 0
-    for i in range(len(labels)):
-        patch = owner[
-            max(0, top[i]) : max(0, top[i] + side), max(0, left[i]) : max(0, left[i] + side)
-        ]
-        colour_hidden += not (labels[patch[patch >= 0]] == labels[i]).any()
-    return {
-        "hidden_pct": round(float(100 * (1 - seen.mean())), 2),
-        "colour_hidden_pct": round(100 * colour_hidden / len(labels), 2),
-        "hidden_pct_by_class": [
-            round(float(100 * (1 - seen[labels == c].mean())), 2) for c in np.unique(labels)
-        ],  # fmt: skip
-    }
+def measure(page: Path, width: int, height: int) -> list[dict]:
+    browser = headless_chromium(width, height)
+    try:
+        open_explorer(browser, page, thumbnails=False)
+        rows = []
+        for spread in (False, True):
+            row = browser.execute_script(MEASURE, spread)
+            rows.append({"window": f"{width}x{height}", "every_point_visible": spread, **row})
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        if errors:
+            raise RuntimeError(f"the page logged errors: {errors}")
+        return rows
+    finally:
+        browser.quit()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("run")
-    parser.add_argument("--width", type=int, default=780)
-    parser.add_argument("--height", type=int, default=800)
-    parser.add_argument(
-        "--side", type=int, default=None, help="square side in px (default: the page's)"
-    )
+    parser.add_argument("run", type=Path, help="a run directory or an explorer page")
+    parser.add_argument("--windows", default="1200x800,1400x900,400x800")
     args = parser.parse_args()
-    embedding = np.load(f"{args.run}/embedding.npy")
-    labels = np.load(f"{args.run}/labels.npy")
-    left, top, side = square_corners(embedding, args.width, args.height, args.side)
-    by_class = np.concatenate([np.flatnonzero(labels == c) for c in np.unique(labels)])
-    shuffled = np.random.default_rng(0).permutation(len(labels))
-    print(f"{len(labels)} points, squares of {side} px in {args.width}x{args.height}")
-    for name, order in (("class after class", by_class), ("shuffled", shuffled)):
-        print(name, occlusion(labels, order, left, top, side, args.width, args.height))
+    page = args.run if args.run.suffix == ".html" else args.run / "explorer.html"
+    if not page.exists():
+        explore_run(args.run)
+    for window in args.windows.split(","):
+        width, height = map(int, window.split("x"))
+        for row in measure(page, width, height):
+            print(json.dumps(row))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from PIL import Image
 from conftest import REPO, data_dir
 from explorer_pages import XSS_NAMES, folder_run, grid_page, scattered_page, write_page
 from medmap.errors import UserFacingError
+from medmap.reporting.browser import chromium_missing, headless_chromium, open_explorer
 from medmap.reporting.explorer import (
     RAMP_STEPS,
     DuplicatePair,
@@ -31,18 +31,9 @@ from medmap.reporting.explorer import (
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (make test installs "
-                    "them with apt where it can)")  # fmt: skip
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,800"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console
-    session = webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
+    if reason := chromium_missing():
+        pytest.skip(reason)
+    session = headless_chromium(1200, 800)
     yield session
     session.quit()
 
@@ -59,12 +50,7 @@ def unlabeled_run(tmp_path_factory):
 
 def open_page(browser, page, thumbnails=True):
     """The page loaded and drawn (and, with ``thumbnails``, every thumbnail sheet decoded)."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    browser.get(page.as_uri())
-    flag = "thumbnailsDecoded" if thumbnails else "ready"
-    WebDriverWait(browser, 60).until(lambda b: b.execute_script(f"return window.explorer.{flag}"))
-    return browser.find_element("id", "canvas")
+    return open_explorer(browser, page, thumbnails)
 
 
 def screen_position(browser, index):
@@ -146,6 +132,37 @@ def test_a_phone_sized_window_shows_a_usable_map_and_no_console_error(browser, t
         browser.set_window_size(1200, 800)
 
 
+def test_a_resized_window_keeps_the_map_in_view(browser, tmp_path):
+    """Narrowed from 1200 to 400 px (the panel moves below), the whole map still fits; zoomed
+    in on a point, the point stays in the middle and the zoom relative to the whole map stays."""
+    page, *_ = grid_page(tmp_path)
+    open_page(browser, page, thumbnails=False)
+    corners = "return [0, 35].map(i => window.explorer.toScreen(i))"
+    size = (
+        "const view = window.explorer.view;"
+        "return [canvas.clientWidth, canvas.clientHeight, view.scale / view.fitScale]"
+    )
+    try:
+        browser.set_window_size(400, 800)
+        next_frame(browser)
+        (x0, y0), (x1, y1) = browser.execute_script(corners)
+        width, height, zoom = browser.execute_script(size)
+        assert width == 400 and zoom == pytest.approx(1)
+        assert 0 < x0 < x1 < width and 0 < y1 < y0 < height  # map y grows upwards
+        assert (x0 + x1) / 2 == pytest.approx(width / 2, abs=1)
+        browser.execute_script("window.explorer.showPoint(14, true)")
+        zoomed = browser.execute_script(size)[2]
+        assert zoomed > 1.5
+        browser.set_window_size(1200, 800)
+        next_frame(browser)
+        width, height, zoom = browser.execute_script(size)
+        x, y = screen_position(browser, 14)
+        assert (x, y) == (pytest.approx(width / 2, abs=1), pytest.approx(height / 2, abs=1))
+        assert zoom == pytest.approx(zoomed)
+    finally:
+        browser.set_window_size(1200, 800)
+
+
 def test_no_class_lies_under_the_others_and_listed_points_are_drawn_on_top(browser, tmp_path):
     """Three classes of 300 points each on the same 300 spots: drawn class after class, the
     first two would vanish under the third. Shuffled, each class keeps about a third of the
@@ -158,12 +175,53 @@ def test_no_class_lies_under_the_others_and_listed_points_are_drawn_on_top(brows
     page = write_page(tmp_path, embedding, images, ids, labels=labels,
                       class_names=["a", "b", "c"], suspects=[Suspect(7, "c", 0.9)])  # fmt: skip
     open_page(browser, page)
-    seen = np.array(browser.execute_script("return Array.from(window.explorer.visiblePoints())"))
+    spread_points(browser, False)  # the squares alone, as drawn in order
+    seen = visible_points(browser)
     shown = [seen[labels == c].mean() for c in range(3)]
     assert all(0.2 < share < 0.5 for share in shown), shown
     assert seen[7] == 1 and seen[307] == 0 and seen[607] == 0  # the suspect covers its spot
     hidden = browser.execute_script("return window.explorer.hiddenShare()")
     assert hidden == pytest.approx(1 - seen.mean())
+
+
+def spread_points(browser, on):
+    """Tick or untick the View's "every point visible" box, as a user does."""
+    box = browser.find_element("id", "spreadPoints")
+    if box.is_selected() != on:
+        browser.execute_script("document.getElementById('viewSection').open = true")
+        box.click()
+
+
+def visible_points(browser):
+    return np.array(browser.execute_script("return Array.from(window.explorer.visiblePoints())"))
+
+
+def test_every_point_gets_a_pixel_of_its_own_near_its_square(browser, tmp_path):
+    """150 points of two classes on one spot and two far apart: 152 points draw squares of
+    8 px (radius 4), so the pile's square and the two rings of pixels around it hold
+    12 x 12 = 144 pixels: exactly 144 of the pile get one of their own, the other 6 stay
+    hidden, and none is drawn further out; without the pass only the last drawn shows."""
+    embedding = np.concatenate([np.zeros((150, 2)), [[-10.0, -10.0], [10.0, 10.0]]])
+    labels = np.r_[np.arange(150) % 2, 0, 1]
+    ids = [f"p{i}" for i in range(152)]
+    page = write_page(tmp_path, embedding, np.zeros((152, 8, 8, 3), np.uint8), ids,
+                      labels=labels, class_names=["a", "b"])  # fmt: skip
+    canvas = open_page(browser, page)
+    assert browser.execute_script("return document.getElementById('spreadPoints').checked")
+    seen = visible_points(browser)
+    assert seen[:150].sum() == 144 and seen[150:].all()
+    spread_points(browser, False)
+    assert visible_points(browser)[:150].sum() == 1
+    spread_points(browser, True)
+    next_frame(browser)
+    x, y = screen_position(browser, 0)
+    pixels = np.asarray(Image.open(io.BytesIO(canvas.screenshot_as_png)).convert("RGB"))
+    painted = np.argwhere((pixels != 255).any(-1))
+    near = painted[(abs(painted[:, 0] - y) < 20) & (abs(painted[:, 1] - x) < 20)]
+    assert len(near) == 144  # the 12 x 12 block, no pixel further
+    assert np.ptp(near[:, 0]) == 11 and np.ptp(near[:, 1]) == 11
+    colours = {tuple(pixels[r, c]) for r, c in near}
+    assert len(colours) == 2  # both classes show
 
 
 def test_names_from_files_stay_text(browser, tmp_path):
@@ -659,15 +717,20 @@ def test_a_pcam_size_page_of_327680_points_is_usable_within_10_seconds(browser, 
     assert waited <= 2
 
 
-def test_the_occlusion_script_counts_covered_points_by_hand():
-    sys.path.insert(0, str(REPO / "scripts"))
-    from explorer_occlusion import occlusion, square_corners
-
-    # four points: 0 and 1 on one spot (classes 0, 1), 2 and 3 on another (both class 0)
-    embedding = np.array([[0.0, 0.0], [0.0, 0.0], [10.0, 10.0], [10.0, 10.0]])
-    labels = np.array([0, 1, 0, 0])
-    left, top, side = square_corners(embedding, 100, 100, side=2)
-    found = occlusion(labels, [0, 1, 2, 3], left, top, side, 100, 100)
-    assert found["hidden_pct"] == 50.0  # 0 under 1, 2 under 3
-    assert found["colour_hidden_pct"] == 25.0  # only 0 loses its colour (2 is under its class)
-    assert found["hidden_pct_by_class"] == [66.67, 0.0]  # class 0: 2 of 3
+def test_the_occlusion_script_counts_hidden_points_in_the_page(tmp_path):
+    """The pile of test_every_point_gets_a_pixel_of_its_own_near_its_square, measured by the
+    script: 149 of 152 points hidden by the squares alone, 6 with the pass, a suspect never."""
+    if reason := chromium_missing():
+        pytest.skip(reason)
+    embedding = np.concatenate([np.zeros((150, 2)), [[-10.0, -10.0], [10.0, 10.0]]])
+    page = write_page(tmp_path, embedding, np.zeros((152, 8, 8, 3), np.uint8),
+                      [f"p{i}" for i in range(152)], labels=np.arange(152) % 2,
+                      class_names=["a", "b"], suspects=[Suspect(3, "a", 0.9)])  # fmt: skip
+    result = subprocess.run([sys.executable, REPO / "scripts/explorer_occlusion.py", page,
+                             "--windows", "1200x800"],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    found = [(r["every_point_visible"], r["points"], r["hidden"], r["suspects_hidden"])
+             for r in rows]  # fmt: skip
+    assert found == [(False, 152, 149, 0), (True, 152, 6, 0)]
+    assert rows[1]["hidden_pct"] == pytest.approx(100 * 6 / 152, abs=1e-3)
