@@ -87,7 +87,9 @@ def main() -> None:
         browser.execute_script("arguments[0].scrollIntoView()", section)
         save(section.screenshot_as_png, args.output / "explorer-duplicates.png")
         browser.set_window_size(400, 800)
-        browser.execute_script("window.scrollTo(0, 0); document.getElementById('panel').scrollTop = 0")
+        browser.execute_script(
+            "window.scrollTo(0, 0); document.getElementById('panel').scrollTop = 0"
+        )
         browser.execute_async_script(NEXT_FRAME)
         save(browser.get_screenshot_as_png(), args.output / "explorer-phone.png")
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

@@ -1,11 +1,13 @@
 """``make reproduce [BUDGET=cpu]``: run every missing run behind one dataset's cells of Tables
 1-3 (conf/reproduce.yaml), one at a time at low CPU priority, and keep each as it finishes.
 
-    python scripts/reproduce.py [--budget cpu] [--dry-run] [--no-commit] [key=value ...]
+    python scripts/reproduce.py [--budget cpu] [--dry-run] [--no-commit] [--report-only]
+                                [key=value ...]
 
 A run counts as done when its small files are kept (``<kept>/<budget>/<run name>/metrics.json``);
 a stopped run resumes from its checkpoint in ``<sweeps>/<budget>/<run name>`` (train.py's
-auto_resume). After each run the tables and cells.csv are rebuilt from the kept runs, and with
+auto_resume). After each run the tables, cells.csv and the verdicts on the poster's claims
+(the README's table; reporting/claims.py) are rebuilt from the kept runs, and with
 ``commit: true`` the run and the report are committed, so the campaign survives a stop or a
 new machine: the same command goes on where it stopped. Prints one line per finished run.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from medmap.cli import config_dir
+from medmap.reporting.claims import claims_table, update_readme
 from medmap.reporting.reproduction import campaign_jobs, cell_rows, keep_run, run_name, write_cells
 from medmap.reporting.tables import (
     TABLE_BUDGETS,
@@ -35,7 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def rebuild_report(settings, specs: list[TableSpec], jobs, budget: str) -> list[Path]:
-    """Tables 1-3 and cells.csv from the kept runs of ``budget`` only."""
+    """Tables 1-3, cells.csv and the claims' verdicts in the README, from the kept runs of
+    ``budget`` only."""
     kept, report = REPO / settings.kept / budget, REPO / settings.report
     runs = collect_runs(kept)
     written = []
@@ -44,7 +48,9 @@ def rebuild_report(settings, specs: list[TableSpec], jobs, budget: str) -> list[
         written += write_table(table, report)
     rows = cell_rows(jobs, specs, kept, budget, settings.dataset, config_dir())
     written.append(write_cells(rows, report / "cells.csv"))
-    return written
+    claims = OmegaConf.to_container(settings.claims)
+    update_readme(report / "README.md", claims_table(claims, rows, settings.seeds))
+    return [*written, report / "README.md"]
 
 
 def commit(paths: list[Path], message: str) -> None:
@@ -68,6 +74,10 @@ def main() -> None:
     parser.add_argument("--budget", default="short", choices=TABLE_BUDGETS)
     parser.add_argument("--dry-run", action="store_true", help="list the runs to do, train none")
     parser.add_argument("--no-commit", action="store_true", help="keep runs, commit nothing")
+    parser.add_argument(
+        "--report-only", action="store_true",
+        help="rebuild tables, cells.csv and verdicts from the kept runs; train none",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="settings of conf/reproduce.yaml, key=value")
     args = parser.parse_args()
     settings = OmegaConf.merge(OmegaConf.load(config_dir() / "reproduce.yaml"),
@@ -81,6 +91,10 @@ def main() -> None:
     todo = [(job, name) for job, name in named if not (kept_root / name / "metrics.json").is_file()]
     print(f"reproduce: {len(named)} runs at budget {args.budget} on {settings.dataset}, "
           f"{len(named) - len(todo)} kept, {len(todo)} to run", flush=True)  # fmt: skip
+    if args.report_only:
+        for path in rebuild_report(settings, specs, jobs, args.budget):
+            print(f"  {path.relative_to(REPO)}")
+        return
     if args.dry_run:
         for _, name in todo:
             print(f"  {name}")

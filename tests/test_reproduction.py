@@ -107,6 +107,9 @@ def test_a_tiny_campaign_keeps_its_run_builds_the_report_and_goes_on_where_it_st
         (row,) = list(csv.DictReader(handle))
     assert row["method"] == "simclr" and row["n_seeds"] == "1" and row["table"] == "table3"
     assert "| default |" in (tmp_path / "report" / "table3.md").read_text()
+    claims = (tmp_path / "report" / "README.md").read_text()  # written beside the tables
+    assert "| simclr/rot90 > simclr/default (linear_acc) | 96.5 vs 94.5 | — | " in claims
+    assert "→ **pending**" in claims and "inconclusive at n=" not in claims
     assert np.load(kept / "embedding.npy").shape == (512, 2)
     again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert "1 kept, 0 to run" in again.stdout

@@ -1,0 +1,130 @@
+"""The poster's claims checked on the reproduction's cells, each with a verdict by a stated rule.
+
+A claim is a list of comparisons "cell a above cell b on a metric" (kind ``>``) or "a at least
+b" (``>=``), read from the cells' means and seed spreads (cells.csv). The rule:
+
+- d = mean(a) - mean(b); se = sqrt(s_a^2/n_a + s_b^2/n_b), with s the seeds' sample standard
+  deviation (cells.csv stores the population one: s^2 = std^2 n / (n - 1));
+- ``>``: **reproduced** when d > 2 se, **not reproduced** when d < -2 se, else **inconclusive**;
+- ``>=``: **not reproduced** when d < -2 se, else **reproduced**;
+- any cell short of its seeds: **inconclusive at n=k/N** (nothing run yet: **pending**);
+- a claim is reproduced when all its comparisons are, not reproduced when any is not, else
+  inconclusive (pending while any comparison is).
+
+Two standard errors keep a claim from hanging on one lucky seed; with 3 seeds it is a coarse
+test, which is why "inconclusive" is a verdict of its own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+README_START, README_END = "<!-- claims: start -->", "<!-- claims: end -->"
+
+
+@dataclass(frozen=True)
+class CellStats:
+    mean: float | None
+    std: float | None
+    n: int
+
+    def describe(self, digits: int) -> str:
+        if not self.n or self.mean is None:
+            return "—"
+        spread = f" ± {self.std:.{digits}f}" if self.n > 1 else ""
+        return f"{self.mean:.{digits}f}{spread} (n={self.n})"
+
+
+def cell_stats(rows: list[dict], metric: str) -> dict[str, CellStats]:
+    """``method/aug`` -> the cell's mean, std and seeds for ``metric``, from cells.csv rows
+    (as read back from the file: empty strings for missing values)."""
+    number = lambda value: None if value in (None, "") else float(value)  # noqa: E731
+    return {
+        f"{row['method']}/{row['aug']}": CellStats(
+            number(row.get(f"{metric}_mean")), number(row.get(f"{metric}_std")), int(row["n_seeds"])
+        )
+        for row in rows
+    }
+
+
+def compare(a: CellStats, b: CellStats, kind: str, seeds: int) -> tuple[str, float | None, float]:
+    """The verdict of "a {kind} b", the difference of means and its standard error."""
+    if a.mean is None or b.mean is None or not (a.n and b.n):
+        return "pending", None, math.nan
+    difference = a.mean - b.mean
+    if min(a.n, b.n) < 2:
+        return f"inconclusive at n={min(a.n, b.n)}/{seeds}", difference, math.nan
+    se = math.sqrt(sum((cell.std or 0.0) ** 2 / (cell.n - 1) for cell in (a, b)))
+    if difference < -2 * se:
+        verdict = "not reproduced"
+    elif kind == ">=" or difference > 2 * se:
+        verdict = "reproduced"
+    else:
+        verdict = "inconclusive"
+    if verdict != "not reproduced" and min(a.n, b.n) < seeds:
+        verdict = f"inconclusive at n={min(a.n, b.n)}/{seeds}"
+    return verdict, difference, se
+
+
+def claim_verdict(verdicts: list[str]) -> str:
+    """All reproduced: reproduced; any not reproduced: not; any pending: pending; else
+    inconclusive (with the fewest seeds if that is why)."""
+    if "not reproduced" in verdicts:
+        return "not reproduced"
+    if "pending" in verdicts:
+        return "pending"
+    if all(v == "reproduced" for v in verdicts):
+        return "reproduced"
+    short = sorted(v for v in verdicts if v.startswith("inconclusive at"))
+    return short[0] if short else "inconclusive"
+
+
+HEADER = (
+    "| claim | comparison | poster (a vs b) | ours: a | ours: b | a - b (2 se) | verdict |\n"
+    "|---|---|---|---|---|---|---|\n"
+)
+
+
+def claims_table(claims: list[dict], rows: list[dict], seeds: int) -> str:
+    """The claims as a markdown table, one line per comparison, the claim's verdict in bold on
+    its first line."""
+    lines = []
+    missing = CellStats(None, None, 0)
+    for claim in claims:
+        found = []
+        for item in claim["compare"]:
+            stats = cell_stats(rows, item["metric"])
+            a, b = stats.get(item["a"], missing), stats.get(item["b"], missing)
+            found.append((item, a, b, *compare(a, b, item["kind"], seeds)))
+        overall = claim_verdict([verdict for _, _, _, verdict, _, _ in found])
+        for k, (item, a, b, verdict, difference, se) in enumerate(found):
+            digits = 1 if item["metric"].endswith("acc") else 3
+            poster, poster_digits = item.get("poster"), 1 if digits == 1 else 2
+            gap = "—" if difference is None else f"{difference:+.{digits}f}"
+            if not math.isnan(se):
+                gap += f" ({2 * se:.{digits}f})"
+            cells = [
+                f"{claim['claim']} → **{overall}**" if k == 0 else "",
+                f"{item['a']} {item['kind']} {item['b']} ({item['metric']})",
+                " vs ".join(f"{value:.{poster_digits}f}" for value in poster) if poster else "—",
+                a.describe(digits),
+                b.describe(digits),
+                gap,
+                verdict,
+            ]
+            lines.append("| " + " | ".join(cells) + " |\n")
+    return HEADER + "".join(lines)
+
+
+def update_readme(readme: Path, table: str) -> None:
+    """Replace the text between the README's claims markers with ``table``; a README without
+    them gets them at its end (a new one: only a title and the table)."""
+    text = readme.read_text() if readme.is_file() else "# The poster's claims\n"
+    if README_START not in text or README_END not in text:
+        text = f"{text.rstrip()}\n\n{README_START}\n{README_END}\n"
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.parent.mkdir(parents=True, exist_ok=True)
+    readme.write_text(f"{head}{README_START}\n{table}{README_END}{tail}")
