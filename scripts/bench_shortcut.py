@@ -28,8 +28,8 @@ def with_strided_shortcuts(network: SmallImageResNet18) -> SmallImageResNet18:
     for module in network.modules():
         for name, child in module.named_children():
             if isinstance(child, PointwiseStridedConv):
-                strided = nn.Conv2d(child.in_channels, child.out_channels, 1, child.step)
-                strided.bias = None
+                strided = nn.Conv2d(child.in_channels, child.out_channels, 1, child.step,
+                                    bias=False)  # fmt: skip
                 strided.weight = child.weight
                 setattr(module, name, strided)
     return network

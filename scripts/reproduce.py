@@ -110,10 +110,7 @@ def main() -> None:
         ]
         done = subprocess.run(command, cwd=REPO, preexec_fn=lambda: os.nice(settings.nice),
                               capture_output=True, text=True)  # fmt: skip
-        run_dir = Path(job[-1].removeprefix("hydra.run.dir=").replace(
-            "${hydra.job.override_dirname}", name))  # fmt: skip
-        if not run_dir.is_absolute():
-            run_dir = REPO / run_dir
+        run_dir = REPO / settings.sweeps / args.budget / name  # the job's hydra.run.dir
         if done.returncode or not (run_dir / "metrics.json").is_file():
             print(f"reproduce: {name} failed (exit {done.returncode}); its directory "
                   f"{run_dir} says why. Going on.\n{done.stderr[-1500:]}", flush=True)  # fmt: skip
