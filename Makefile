@@ -32,12 +32,12 @@ demo: install  ## t-SimCNE on BloodMNIST at the CPU budget, time-boxed to 12 min
 table1 table2 table3: install  ## run a table's sweeps (BUDGET, SEEDS, DATASETS), write outputs/tables/
 	$(BIN)/python scripts/tables.py run $@ $(TABLE_ARGS)
 
-tables: install  ## rebuild results/reproduction/ (tables 1-3, cells.csv, verdicts) from its committed runs, and outputs/tables/ from runs under outputs/ (no training; BUDGET= to pick)
-	$(BIN)/python scripts/reproduce.py --report-only --budget $(if $(filter command line environment,$(origin BUDGET)),$(BUDGET),short)
+tables: install  ## rebuild results/reproduction/ (tables 1-3, cells.csv, verdicts) from its committed runs, and outputs/tables/ from runs under outputs/ (no training; BUDGET= picks the latter's)
+	$(BIN)/python scripts/reproduce.py --report-only
 	$(BIN)/python scripts/tables.py build $(if $(filter command line environment,$(origin BUDGET)),--budget $(BUDGET))
 
 reproduce: install  ## every missing BloodMNIST run of Tables 1-3 (+ annealing) at BUDGET (default short), one at a time at low priority, each kept and committed as it finishes: results/reproduction/
-	$(BIN)/python scripts/reproduce.py --budget $(if $(filter command line environment,$(origin BUDGET)),$(BUDGET),short) $(REPRODUCE_ARGS)
+	$(BIN)/python scripts/reproduce.py $(if $(filter command line environment,$(origin BUDGET)),--budget $(BUDGET)) $(REPRODUCE_ARGS)
 
 ablation: install  ## t-SimCNE with each augmentation on DATA="dataset=... [overrides]" (SEEDS, default 1; BUDGET, default short): maps side by side + ranked table in outputs/ablation/<name>/
 	$(BIN)/python scripts/ablation.py $(if $(filter command line environment,$(origin SEEDS)),--seeds $(SEEDS)) $(if $(filter command line environment,$(origin BUDGET)),--budget $(BUDGET)) $(DATA)

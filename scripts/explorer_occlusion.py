@@ -1,5 +1,5 @@
 """How many points the explorer hides in its default view, measured in the page itself
-(headless Chromium), with and without its "every point visible" pass:
+(headless Chromium), with and without its "show covered points" pass:
 
     python scripts/explorer_occlusion.py <run dir or explorer.html> [--windows 1200x800,...]
 
@@ -15,13 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
-from medmap.reporting.browser import headless_chromium, open_explorer
+from medmap.reporting.browser import console_errors, headless_chromium, open_explorer, set_control
 from medmap.reporting.explorer import explore_run
 
 MEASURE = """
-const spread = document.getElementById("spreadPoints");
-spread.checked = arguments[0];
-spread.dispatchEvent(new Event("change"));
 const seen = window.explorer.visiblePoints();
 const suspects = (data.suspects || []).map(s => s.index);
 let hiddenPoints = 0;
@@ -39,10 +36,10 @@ def measure(page: Path, width: int, height: int) -> list[dict]:
         open_explorer(browser, page, thumbnails=False)
         rows = []
         for spread in (False, True):
-            row = browser.execute_script(MEASURE, spread)
-            rows.append({"window": f"{width}x{height}", "every_point_visible": spread, **row})
-        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-        if errors:
+            set_control(browser, "spreadPoints", spread)
+            row = browser.execute_script(MEASURE)
+            rows.append({"window": f"{width}x{height}", "show_covered": spread, **row})
+        if errors := console_errors(browser):
             raise RuntimeError(f"the page logged errors: {errors}")
         return rows
     finally:

@@ -17,14 +17,19 @@ from pathlib import Path
 
 from PIL import Image
 
-from medmap.reporting.browser import headless_chromium, open_explorer
+from medmap.reporting.browser import (
+    console_errors,
+    headless_chromium,
+    next_frame,
+    open_explorer,
+    set_control,
+)
 from medmap.reporting.explorer import explore_run
 
-NEXT_FRAME = "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(done))"
 # The points inside an ellipse around the middle of the map, as a lasso would take them.
 SELECT_ELLIPSE = """
 const rect = canvas.getBoundingClientRect(), inside = [];
-for (let i = 0; i < data.labels.length; i++) {
+for (let i = 0; i < n; i++) {
   const [x, y] = window.explorer.toScreen(i);
   const dx = (x - 0.45 * rect.width) / (0.12 * rect.width);
   const dy = (y - 0.5 * rect.height) / (0.08 * rect.height);
@@ -38,20 +43,6 @@ def save(png: bytes, path: Path) -> None:
     image = Image.open(io.BytesIO(png)).convert("RGB")
     image.save(path, optimize=True)
     print(f"{path} ({path.stat().st_size // 1024} KB)")
-
-
-def set_input(browser, element_id: str, value) -> None:
-    """Change a View control as the user would (its own event), then wait for the redraw."""
-    browser.execute_script(
-        """const input = document.getElementById(arguments[0]);
-        document.getElementById("viewSection").open = true;
-        const box = input.type === "checkbox";
-        if (box) input.checked = arguments[1]; else input.value = arguments[1];
-        input.dispatchEvent(new Event(box ? "change" : "input"));""",
-        element_id,
-        value,
-    )
-    browser.execute_async_script(NEXT_FRAME)
 
 
 def main() -> None:
@@ -69,18 +60,18 @@ def main() -> None:
     try:
         open_explorer(browser, page)
         save(browser.get_screenshot_as_png(), args.output / "explorer-map.png")
-        set_input(browser, "imagesOnMap", True)
+        set_control(browser, "imagesOnMap", True)
         save(browser.get_screenshot_as_png(), args.output / "explorer-images-on-map.png")
-        set_input(browser, "imagesOnMap", False)
-        set_input(browser, "pointSize", 2)
-        set_input(browser, "pointOpacity", 0.15)
+        set_control(browser, "imagesOnMap", False)
+        set_control(browser, "pointSize", 2)
+        set_control(browser, "pointOpacity", 0.15)
         density = browser.find_element("id", "map").screenshot_as_png
         save(density, args.output / "explorer-density.png")
-        set_input(browser, "pointSize", 1)
-        set_input(browser, "pointOpacity", 1)
+        set_control(browser, "pointSize", 1)
+        set_control(browser, "pointOpacity", 1)
         browser.execute_script("document.getElementById('viewSection').open = false")
         browser.execute_script(SELECT_ELLIPSE)
-        browser.execute_async_script(NEXT_FRAME)
+        next_frame(browser)
         save(browser.get_screenshot_as_png(), args.output / "explorer-selection.png")
         browser.execute_script("window.explorer.showSelection([])")
         section = browser.find_element("id", "duplicatesSection")
@@ -90,10 +81,9 @@ def main() -> None:
         browser.execute_script(
             "window.scrollTo(0, 0); document.getElementById('panel').scrollTop = 0"
         )
-        browser.execute_async_script(NEXT_FRAME)
+        next_frame(browser)
         save(browser.get_screenshot_as_png(), args.output / "explorer-phone.png")
-        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-        if errors:
+        if errors := console_errors(browser):
             raise RuntimeError(f"the page logged errors: {errors}")
     finally:
         browser.quit()

@@ -31,6 +31,7 @@ from medmap.reporting.tables import (
     TableSpec,
     build_table,
     collect_runs,
+    sweep_dir,
     write_table,
 )
 
@@ -71,7 +72,8 @@ def commit(paths: list[Path], message: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--budget", default="short", choices=TABLE_BUDGETS)
+    parser.add_argument("--budget", choices=TABLE_BUDGETS,
+                        help="default: the campaign's (conf/reproduce.yaml: budget)")  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="list the runs to do, train none")
     parser.add_argument("--no-commit", action="store_true", help="keep runs, commit nothing")
     parser.add_argument(
@@ -82,6 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = OmegaConf.merge(OmegaConf.load(config_dir() / "reproduce.yaml"),
                                OmegaConf.from_dotlist(args.overrides))  # fmt: skip
+    args.budget = args.budget or settings.budget
     specs = [TableSpec.load(config_dir() / "tables" / f"{name}.yaml") for name in settings.tables]
     jobs = campaign_jobs(specs, OmegaConf.to_container(settings.extra_sweeps), settings.dataset,
                          settings.seeds, args.budget, REPO / settings.sweeps,
@@ -110,7 +113,7 @@ def main() -> None:
         ]
         done = subprocess.run(command, cwd=REPO, preexec_fn=lambda: os.nice(settings.nice),
                               capture_output=True, text=True)  # fmt: skip
-        run_dir = REPO / settings.sweeps / args.budget / name  # the job's hydra.run.dir
+        run_dir = sweep_dir(REPO / settings.sweeps, args.budget) / name  # its hydra.run.dir
         if done.returncode or not (run_dir / "metrics.json").is_file():
             print(f"reproduce: {name} failed (exit {done.returncode}); its directory "
                   f"{run_dir} says why. Going on.\n{done.stderr[-1500:]}", flush=True)  # fmt: skip

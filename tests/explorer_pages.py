@@ -12,7 +12,7 @@ from PIL import Image
 
 from medmap.data import load_dataset
 from medmap.quality import find_problems
-from medmap.reporting.explorer import write_explorer
+from medmap.reporting.explorer import Suspect, write_explorer
 from medmap.reporting.run_files import save_run_outputs
 
 XSS_NAMES = ["<img src=x onerror=alert(1)>", '<img src=x onerror="window.__pwned=1">']
@@ -90,3 +90,18 @@ def folder_run(root: Path, labeled: bool) -> Path:
                "class_names": collection.class_names if labeled else []}  # fmt: skip
     save_run_outputs(run, collection, embedding, metrics, findings)
     return run
+
+
+def pile_page(tmp_path: Path, suspect: int | None = None) -> tuple[Path, np.ndarray]:
+    """150 points on one spot (classes a and b in turn) and two far apart (a, b): 152 points
+    draw squares of 8 px (radius 4). With ``suspect``, that pile point is of class c alone and
+    listed as a likely label error (drawn last). Returns the page and the labels."""
+    embedding = np.concatenate([np.zeros((150, 2)), [[-10.0, -10.0], [10.0, 10.0]]])
+    labels = np.r_[np.arange(150) % 2, 0, 1]
+    names, suspects = ["a", "b"], []
+    if suspect is not None:
+        labels[suspect], names, suspects = 2, ["a", "b", "c"], [Suspect(suspect, "a", 0.9)]
+    page = write_page(tmp_path, embedding, np.zeros((152, 8, 8, 3), np.uint8),
+                      [f"p{i}" for i in range(152)], labels=labels, class_names=names,
+                      suspects=suspects)  # fmt: skip
+    return page, labels

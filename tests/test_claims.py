@@ -41,6 +41,7 @@ def test_cells_short_of_their_seeds_or_not_run_are_not_judged():
     # a gap beyond 2 se the wrong way is already a "not reproduced", even at n=2
     assert compare(CellStats(0.1, 0.0, 2), CellStats(0.2, 0.0, 2), ">", 3)[0] == "not reproduced"
     assert compare(CellStats(0.5, 0.0, 1), CellStats(None, None, 0), ">", 3)[0] == "pending"
+    assert compare(CellStats(0.5, None, 3), CellStats(0.2, 0.0, 3), ">", 3)[0] == "pending"
 
 
 def test_a_claim_needs_all_its_comparisons():

@@ -87,6 +87,17 @@ def test_cells_average_the_kept_seeds_and_name_their_commits(tmp_path):
     assert rows["tsimcne", "nocrop"]["n_seeds"] == 0
 
 
+def test_a_score_some_of_a_cells_runs_lack_is_left_empty_not_averaged_over_fewer(tmp_path):
+    kept = tmp_path / "kept"
+    kept_run(kept, "tsimcne", "randrot", 0, 0.20, "a" * 40)
+    kept_run(kept, "tsimcne", "randrot", 1, None, "b" * 40)  # its silhouette failed
+    rows = {(r["method"], r["aug"]): r for r in cell_rows(jobs(tmp_path), SPECS, kept, "cpu",
+                                                          "bloodmnist", CONF_DIR)}  # fmt: skip
+    randrot = rows["tsimcne", "randrot"]
+    assert randrot["n_seeds"] == 2 and randrot["knn_acc_mean"] == 70.5
+    assert randrot["silhouette_mean"] is None and randrot["silhouette_std"] is None
+
+
 @pytest.mark.data
 def test_a_tiny_campaign_keeps_its_run_builds_the_report_and_goes_on_where_it_stopped(tmp_path):
     require_data("medmnist", "bloodmnist.npz")

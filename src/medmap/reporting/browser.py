@@ -46,3 +46,30 @@ def open_explorer(browser, page: Path, thumbnails: bool = True, timeout: float =
         lambda b: b.execute_script(f"return window.explorer.{flag}")
     )
     return browser.find_element("id", "canvas")
+
+
+def next_frame(browser) -> None:
+    """Wait until the page has drawn what it requested (drawing happens on animation frames)."""
+    browser.execute_async_script(
+        "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(done))"
+    )
+
+
+def set_control(browser, element_id: str, value) -> None:
+    """Set one of the explorer's View controls as a user does (a click on a checkbox, a moved
+    slider's input event; the View section is opened first), then wait for the redraw."""
+    browser.execute_script("document.getElementById('viewSection').open = true")
+    control = browser.find_element("id", element_id)
+    if control.get_attribute("type") == "checkbox":
+        if control.is_selected() != bool(value):
+            control.click()
+    else:
+        browser.execute_script(
+            "const e = document.getElementById(arguments[0]); e.value = arguments[1];"
+            "e.dispatchEvent(new Event('input'))", element_id, value)  # fmt: skip
+    next_frame(browser)
+
+
+def console_errors(browser) -> list[dict]:
+    """The errors the page logged to its console since the last call."""
+    return [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]

@@ -1,15 +1,17 @@
 """The poster's claims checked on the reproduction's cells, each with a verdict by a stated rule.
 
 A claim is a list of comparisons "cell a above cell b on a metric" (kind ``>``) or "a at least
-b" (``>=``), read from the cells' means and seed spreads (cells.csv). The rule:
+b" (``>=``), read from the cells' rows (``cell_rows``, as written to cells.csv): their means and
+seed spreads. The rule:
 
 - d = mean(a) - mean(b); se = sqrt(s_a^2/n_a + s_b^2/n_b), with s the seeds' sample standard
   deviation (cells.csv stores the population one: s^2 = std^2 n / (n - 1));
-- ``>``: **reproduced** when d > 2 se, **not reproduced** when d < -2 se, else **inconclusive**;
-- ``>=``: **not reproduced** when d < -2 se, else **reproduced**;
-- any cell short of its seeds: **inconclusive at n=k/N** (nothing run yet: **pending**);
-- a claim is reproduced when all its comparisons are, not reproduced when any is not, else
-  inconclusive (pending while any comparison is).
+- d < -2 se: **not reproduced**, for either kind and however few seeds (n >= 2);
+- otherwise, while a cell is short of its seeds (or a cell has one seed): **inconclusive at
+  n=k/N**; nothing run yet: **pending**;
+- otherwise ``>``: **reproduced** when d > 2 se, else **inconclusive**; ``>=``: **reproduced**;
+- a claim is reproduced when all its comparisons are, not reproduced when any is not, pending
+  while any is, else inconclusive.
 
 Two standard errors keep a claim from hanging on one lucky seed; with 3 seeds it is a coarse
 test, which is why "inconclusive" is a verdict of its own.
@@ -51,12 +53,12 @@ def cell_stats(rows: list[dict], metric: str) -> dict[str, CellStats]:
 
 def compare(a: CellStats, b: CellStats, kind: str, seeds: int) -> tuple[str, float | None, float]:
     """The verdict of "a {kind} b", the difference of means and its standard error."""
-    if a.mean is None or b.mean is None or not (a.n and b.n):
+    if None in (a.mean, b.mean, a.std, b.std) or not (a.n and b.n):
         return "pending", None, math.nan
     difference = a.mean - b.mean
     if min(a.n, b.n) < 2:
         return f"inconclusive at n={min(a.n, b.n)}/{seeds}", difference, math.nan
-    se = math.sqrt(sum((cell.std or 0.0) ** 2 / (cell.n - 1) for cell in (a, b)))
+    se = math.sqrt(sum(cell.std**2 / (cell.n - 1) for cell in (a, b)))
     if difference < -2 * se:
         verdict = "not reproduced"
     elif kind == ">=" or difference > 2 * se:
@@ -92,11 +94,13 @@ def claims_table(claims: list[dict], rows: list[dict], seeds: int) -> str:
     its first line."""
     lines = []
     missing = CellStats(None, None, 0)
+    metrics = {item["metric"] for claim in claims for item in claim["compare"]}
+    stats = {metric: cell_stats(rows, metric) for metric in metrics}
     for claim in claims:
         found = []
         for item in claim["compare"]:
-            stats = cell_stats(rows, item["metric"])
-            a, b = stats.get(item["a"], missing), stats.get(item["b"], missing)
+            cells = stats[item["metric"]]
+            a, b = cells.get(item["a"], missing), cells.get(item["b"], missing)
             found.append((item, a, b, *compare(a, b, item["kind"], seeds)))
         overall = claim_verdict([verdict for _, _, _, verdict, _, _ in found])
         for k, (item, a, b, verdict, difference, se) in enumerate(found):

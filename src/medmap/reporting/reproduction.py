@@ -92,7 +92,8 @@ def cell_rows(
     config_dir: Path,
 ) -> list[dict]:
     """One row per cell the jobs fill (in their order), from the kept runs of ``budget``: the
-    tables that show it, seeds, mean and std of each score, and the commits the runs came from."""
+    tables that show it, seeds, mean and std of each score (empty unless every run has it),
+    and the commits the runs came from."""
     runs = [run for run in collect_runs(kept_root) if run.status == "ok"]
     cells: list[dict[str, str]] = []
     for job in jobs:
@@ -115,7 +116,9 @@ def cell_rows(
         for metric in CELL_METRICS:
             values = [run.metrics[metric] for run in finished
                       if isinstance(run.metrics.get(metric), int | float)]  # fmt: skip
-            mean, std = mean_std(values) if values else (None, None)
+            # only over all n_seeds runs: a mean of fewer would pass for one of n_seeds
+            complete = values and len(values) == len(finished)
+            mean, std = mean_std(values) if complete else (None, None)
             record[f"{metric}_mean"] = None if mean is None else round(mean, 4)
             record[f"{metric}_std"] = None if std is None else round(std, 4)
         commits = sorted({str(run.metrics.get("git_commit") or "")[:7] for run in finished})

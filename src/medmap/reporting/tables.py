@@ -375,6 +375,11 @@ def write_table(table: Table, directory: str | Path) -> list[Path]:
 RUN_DIR_NAME = "${hydra.job.override_dirname}"
 
 
+def sweep_dir(sweep_root: str | Path, budget: str) -> Path:
+    """Where a budget's runs train: each in ``<sweep_dir>/<its overrides>`` (RUN_DIR_NAME)."""
+    return Path(sweep_root) / budget
+
+
 def sweep_commands(
     spec: TableSpec,
     budget: str,
@@ -401,7 +406,7 @@ def sweep_commands(
             f"dataset={','.join(datasets)}",
             f"seed={','.join(str(seed) for seed in range(seeds))}",
             *(f"{key}={value}" for key, value in sweep.items()),
-            f"hydra.sweep.dir={Path(sweep_root) / budget}",
+            f"hydra.sweep.dir={sweep_dir(sweep_root, budget)}",
             f"hydra.sweep.subdir={RUN_DIR_NAME}",
         ]
         for sweep in spec.sweeps
