@@ -323,6 +323,38 @@ def class_rgb(browser, index):
     return [int(hex_colour[k : k + 2], 16) for k in (1, 3, 5)]
 
 
+def test_colour_blind_safe_colours_go_to_the_classes_shown_when_at_most_8_are(browser, tmp_path):
+    """Ten classes: Okabe and Ito's 8 colours cannot keep them apart, so ticking the box keeps
+    the colours and asks to hide classes; with two hidden in the legend, the eight shown get the
+    eight colours in legend order; showing one again asks again."""
+    okabe_ito = ["#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7",
+                 "#000000"]  # fmt: skip
+    embedding = np.stack(np.meshgrid(np.arange(5.0), np.arange(4.0)), -1).reshape(-1, 2)
+    page = write_page(tmp_path, embedding, np.zeros((20, 8, 8, 3), np.uint8),
+                      [f"p{i}" for i in range(20)], labels=np.arange(20) % 10,
+                      class_names=[f"class {c}" for c in range(10)])  # fmt: skip
+    open_page(browser, page)
+    palette = "return colouring.palette.slice(0, 10)"
+    given = browser.execute_script(palette)
+    set_control(browser, "safeColours", True)
+    assert browser.execute_script(palette) == given
+    hint = browser.find_element("id", "safeColoursHint").text
+    assert hint.startswith("(10 categories shown")
+    for c in (0, 3):  # hide two classes
+        browser.find_elements("css selector", "#legend .legend-item")[c].click()
+    colours = browser.execute_script(palette)
+    shown = [c for c in range(10) if c not in (0, 3)]
+    assert [colours[c] for c in shown] == okabe_ito
+    assert browser.find_element("id", "safeColoursHint").text == ""
+    assert canvas_pixel(browser, 15) == [int(okabe_ito[shown.index(5)][k : k + 2], 16)
+                                         for k in (1, 3, 5)]  # fmt: skip
+    offs = browser.find_elements("css selector", "#legend .legend-item.off")
+    assert len(offs) == 2  # the rebuilt legend still shows which are hidden
+    browser.find_elements("css selector", "#legend .legend-item")[3].click()  # 9 shown again
+    assert browser.execute_script(palette) == given
+    assert browser.find_element("id", "safeColoursHint").text.startswith("(9 categories shown")
+
+
 def test_lasso_selection_with_breakdown_greys_out_the_rest_and_clears(browser, tmp_path):
     from selenium.webdriver import ActionChains, Keys
 
