@@ -67,7 +67,7 @@ def main() -> None:
     print(f"ablation: {len(augs) * seeds} runs of {name} at budget {budget} in {folder}",
           flush=True)  # fmt: skip
     trained = subprocess.run(command, cwd=REPO)
-    written = write_report(folder, name, augs, seeds)
+    written = write_report(folder, name, augs, seeds, OmegaConf.to_container(settings.label_free))
     for path in written:
         print(f"ablation: wrote {path}")
     if trained.returncode:

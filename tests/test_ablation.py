@@ -12,14 +12,16 @@ from conftest import REPO, data_dir, require_data
 from medmap.reporting.ablation import ablation_rows, write_report
 
 
-def fake_run(folder, aug, seed, knn, silhouette, labeled=True, points=40):
+def fake_run(folder, aug, seed, knn, silhouette, labeled=True, points=40, embedding=None):
     run = folder / f"{aug}-seed{seed}"
     run.mkdir(parents=True)
     metrics = {"knn_acc": knn if labeled else None, "silhouette": silhouette if labeled else None,
                "linear_acc": None, "class_names": ["a", "b"] if labeled else []}  # fmt: skip
     (run / "metrics.json").write_text(json.dumps(metrics))
     rng = np.random.default_rng(seed)
-    np.save(run / "embedding.npy", rng.normal(size=(points, 2)).astype(np.float32))
+    if embedding is None:
+        embedding = rng.normal(size=(points, 2))
+    np.save(run / "embedding.npy", embedding.astype(np.float32))
     np.save(run / "labels.npy", (np.arange(points) % 2) if labeled else np.zeros(points, int))
 
 
@@ -34,6 +36,7 @@ def test_rows_are_ranked_by_knn_then_silhouette_with_means_over_seeds(tmp_path):
     rot90 = rows[0]
     assert rot90["seeds"] == 2 and rot90["knn_acc"] == 82.0 and rot90["knn_acc_std"] == 2.0
     assert abs(rot90["silhouette"] - 0.25) < 1e-12 and rot90["linear_acc"] is None
+    assert -1 <= rot90["cluster_separation"] <= 1 and rot90["cluster_separation_std"] >= 0
 
 
 def test_report_of_a_labeled_collection_has_the_ranked_table_and_the_maps(tmp_path):
@@ -42,18 +45,28 @@ def test_report_of_a_labeled_collection_has_the_ranked_table_and_the_maps(tmp_pa
     written = write_report(tmp_path, "my cells", ["default", "rot90", "randrot"], seeds=1)
     assert {path.name for path in written} == {"maps.png", "maps.pdf", "ranking.csv", "report.md"}
     report = (tmp_path / "report.md").read_text()
-    assert "| 1 | rot90 | 1 | 80.0 | 0.200 | n/a |" in report
-    assert "| 2 | default | 1 | 70.0 | 0.100 | n/a |" in report
+    assert "| 1 | rot90 | 1 | 80.0 | 0.200 | n/a | 0." in report
+    assert "| 2 | default | 1 | 70.0 | 0.100 | n/a | 0." in report
     assert "Not finished: randrot" in report
     assert (tmp_path / "maps.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_report_of_an_unlabeled_collection_shows_the_maps_alone(tmp_path):
-    for aug in ("default", "rot90"):
-        fake_run(tmp_path, aug, 0, None, None, labeled=False)
+def test_an_unlabeled_collection_is_ranked_by_how_well_its_maps_fall_into_groups(tmp_path):
+    """Without labels, the map of three tight groups ranks above the map of uniform noise: its
+    best k-means silhouette (k = 3) is near 1, the noise's is near 0.4 (hand-checked)."""
+    rng = np.random.default_rng(0)
+    groups = np.concatenate([rng.normal(centre, 0.2, (100, 2)) for centre in (0, 6, 12)])
+    fake_run(
+        tmp_path, "default", 0, None, None, labeled=False, embedding=rng.uniform(size=(300, 2))
+    )
+    fake_run(tmp_path, "rot90", 0, None, None, labeled=False, embedding=groups)
+    rows = ablation_rows(tmp_path, ["default", "rot90"], seeds=1)
+    assert [row["aug"] for row in rows] == ["rot90", "default"]
+    assert rows[0]["cluster_separation"] > 0.85 and 0.3 < rows[1]["cluster_separation"] < 0.5
     write_report(tmp_path, "my folder", ["default", "rot90"], seeds=1)
     report = (tmp_path / "report.md").read_text()
-    assert "no labels" in report and "| rank |" not in report
+    assert "no labels: ranked by cluster separation" in report
+    assert "| 1 | rot90 | 1 | 0.9" in report and "| 2 | default | 1 | 0." in report
     assert (tmp_path / "maps.png").stat().st_size > 5_000
 
 

@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import silhouette_samples, silhouette_score
 
 from medmap.evaluation import (
+    cluster_separation,
     knn_accuracy,
     linear_evaluation,
     map_metrics,
@@ -109,3 +110,15 @@ def test_records_are_strict_json_with_undefined_scores_as_null_and_titled_n_a():
     assert title == "tsimcne · bloodmnist · aug=rot90 · silhouette n/a · kNN 71.2%"
     baseline = {**record, "aug": None, "features": "pixels", "silhouette": 0.0712}
     assert "· features=pixels · silhouette 0.07 ·" in run_title(baseline)
+
+
+def test_cluster_separation_is_high_for_separate_groups_and_low_for_noise():
+    """Three tight groups: k-means at k = 3 finds them, silhouette near 1; uniform noise in a
+    square: the best partition scores about 0.4. Scaling the map changes nothing."""
+    rng = np.random.default_rng(0)
+    groups = np.concatenate([rng.normal((c, 0), 0.1, (200, 2)) for c in (0, 5, 10)])
+    assert cluster_separation(groups) > 0.9
+    assert cluster_separation(groups * 100 + 7) == pytest.approx(cluster_separation(groups))
+    noise = rng.uniform(size=(600, 2))
+    assert 0.3 < cluster_separation(noise) < 0.5
+    assert cluster_separation(groups, points=90) > 0.9  # a sample of the map tells as much

@@ -88,6 +88,25 @@ def knn_accuracy(
     return float(100.0 * np.mean(classifier.predict(embedding[test]) == labels[test]))
 
 
+def cluster_separation(
+    embedding: np.ndarray, max_clusters: int = 12, points: int = 5000, seed: int = 0
+) -> float:
+    """How well a map falls apart into separate groups, without labels: the best silhouette
+    of a k-means partition of the map (k = 2..max_clusters), on up to ``points`` points of the
+    map scaled to unit spread. On BloodMNIST it ranks the study's augmentations as the class
+    silhouette does (results/label-free/README.md); it cannot tell groups of a nuisance factor
+    from groups of classes."""
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(embedding), min(points, len(embedding)), replace=False)
+    sample = np.asarray(embedding, dtype=np.float64)[chosen]
+    sample = (sample - sample.mean(0)) / (sample.std() or 1.0)
+    ks = range(2, min(max_clusters, len(sample) - 1) + 1)
+    partitions = (KMeans(k, n_init=3, random_state=seed).fit_predict(sample) for k in ks)
+    return max((silhouette(sample, labels) for labels in partitions), default=float("nan"))
+
+
 def map_metrics(
     embedding: np.ndarray, labels: np.ndarray, k: int = 15, seed: int = 0, device: str = "cpu"
 ) -> dict:

@@ -1,0 +1,103 @@
+"""Can a score without labels rank a collection's augmentations as its labels do? (issue 24,
+item 7: for `make ablation` on unlabeled collections.)
+
+    python scripts/label_free_scores.py <run dir or folder of runs> ... [--output FILE.md]
+
+For every finished, labeled 2-D map under the given paths (``metrics.json`` + ``embedding.npy``)
+it computes candidate scores that read the map alone, on the same 5,000 points of each map
+(standardised):
+
+- ``cluster_separation`` (medmap.evaluation, what `make ablation` ranks unlabeled collections
+  by): the best silhouette of a k-means partition of the map, k = 2..12 (is the map made of
+  well separated groups?);
+- ``hdbscan_clustered``: the share of points HDBSCAN (min_cluster_size 50) puts in a cluster
+  rather than in noise (how much of the map is dense groups?);
+- ``neighbour_contrast``: minus the mean distance to the 15 nearest neighbours over the mean
+  distance between random pairs (how much tighter are neighbourhoods than the map?).
+
+and prints, and with ``--output`` writes, one row per map and the Spearman rank correlation of
+each candidate with the labels' silhouette and kNN accuracy (``--seed``: the sample's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.cluster import HDBSCAN
+from sklearn.neighbors import NearestNeighbors
+
+from medmap.evaluation import cluster_separation
+
+CANDIDATES = ("cluster_separation", "hdbscan_clustered", "neighbour_contrast")
+
+
+def label_free_scores(embedding: np.ndarray, points: int = 5000, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(embedding), min(points, len(embedding)), replace=False)
+    sample = embedding[chosen] - embedding[chosen].mean(0)
+    sample = sample / sample.std()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # sklearn's HDBSCAN copy= default
+        clusters = HDBSCAN(min_cluster_size=50).fit_predict(sample)
+    distances, _ = NearestNeighbors(n_neighbors=16).fit(sample).kneighbors(sample)
+    pairs = rng.integers(0, len(sample), (2, 5000))
+    spread = np.linalg.norm(sample[pairs[0]] - sample[pairs[1]], axis=1).mean()
+    return {
+        "cluster_separation": cluster_separation(embedding, points=points, seed=seed),
+        "hdbscan_clustered": float((clusters >= 0).mean()),
+        "neighbour_contrast": float(-distances[:, 1:].mean() / spread),
+    }
+
+
+def finished_maps(paths: list[Path]) -> list[Path]:
+    runs = []
+    for path in paths:
+        for metrics in sorted(path.rglob("metrics.json")):
+            run = metrics.parent
+            record = json.loads(metrics.read_text())
+            if (run / "embedding.npy").is_file() and record.get("silhouette") is not None:
+                runs.append(run)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("paths", nargs="+", type=Path)
+    parser.add_argument("--output", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rows = []
+    for run in finished_maps(args.paths):
+        metrics = json.loads((run / "metrics.json").read_text())
+        scores = label_free_scores(np.load(run / "embedding.npy"), seed=args.seed)
+        rows.append({"run": run.name, "method": metrics.get("method"), "aug": metrics.get("aug"),
+                     "silhouette": metrics["silhouette"], "knn_acc": metrics["knn_acc"],
+                     **scores})  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    lines = ["| run | silhouette | kNN | " + " | ".join(CANDIDATES) + " |",
+             "|---|---|---|" + "---|" * len(CANDIDATES)]  # fmt: skip
+    for row in rows:
+        lines.append(f"| {row['run']} | {row['silhouette']:.3f} | {row['knn_acc']:.1f} | "
+                     + " | ".join(f"{row[name]:.3f}" for name in CANDIDATES) + " |")  # fmt: skip
+    lines += ["", "| candidate | Spearman with silhouette | Spearman with kNN |", "|---|---|---|"]
+    for name in CANDIDATES:
+        values = [row[name] for row in rows]
+        with_silhouette = spearmanr(values, [row["silhouette"] for row in rows])[0]
+        with_knn = spearmanr(values, [row["knn_acc"] for row in rows])[0]
+        lines.append(f"| {name} | {with_silhouette:+.2f} | {with_knn:+.2f} |")
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(report)
+
+
+if __name__ == "__main__":
+    main()
