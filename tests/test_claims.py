@@ -64,10 +64,10 @@ ROWS = [  # as csv.DictReader gives cells.csv back: strings, empty where missing
 CLAIMS = [
     {"claim": "rotations help", "compare": [
         {"a": "tsimcne/randrot", "b": "tsimcne/default", "metric": "silhouette", "kind": ">",
-         "poster": [0.5, 0.4]}]},
+         "reference": ["0.50", "0.40"]}]},
     {"claim": "better than pixels", "compare": [
         {"a": "tsimcne/randrot", "b": "tsne/pixels", "metric": "silhouette", "kind": ">",
-         "poster": None}]},
+         "reference": None}]},
 ]  # fmt: skip
 
 

@@ -84,7 +84,7 @@ def claim_verdict(verdicts: list[str]) -> str:
 
 
 HEADER = (
-    "| claim | comparison | poster (a vs b) | ours: a | ours: b | a - b (2 se) | verdict |\n"
+    "| claim | comparison | reference (a vs b) | ours: a | ours: b | a - b (2 se) | verdict |\n"
     "|---|---|---|---|---|---|---|\n"
 )
 
@@ -105,14 +105,14 @@ def claims_table(claims: list[dict], rows: list[dict], seeds: int) -> str:
         overall = claim_verdict([verdict for _, _, _, verdict, _, _ in found])
         for k, (item, a, b, verdict, difference, se) in enumerate(found):
             digits = 1 if item["metric"].endswith("acc") else 3
-            poster, poster_digits = item.get("poster"), 1 if digits == 1 else 2
+            reference = item.get("reference")
             gap = "—" if difference is None else f"{difference:+.{digits}f}"
             if not math.isnan(se):
                 gap += f" ({2 * se:.{digits}f})"
             cells = [
                 f"{claim['claim']} → **{overall}**" if k == 0 else "",
                 f"{item['a']} {item['kind']} {item['b']} ({item['metric']})",
-                " vs ".join(f"{value:.{poster_digits}f}" for value in poster) if poster else "—",
+                " vs ".join(str(value) for value in reference) if reference else "—",
                 a.describe(digits),
                 b.describe(digits),
                 gap,
