@@ -11,6 +11,7 @@ import struct
 import time
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2
 
 FILE_HEADER = struct.Struct("<4sHB")  # b":W&B", magic 0xBEE1, version
@@ -33,7 +34,7 @@ def read_records(path: Path) -> list[wandb_internal_pb2.Record]:
         offset += CHUNK_HEADER.size
         piece = data[offset : offset + length]
         offset += length
-        if kind == 0 and length == 0:
+        if (kind == 0 and length == 0) or len(piece) < length:  # the end, or a chunk half written
             break
         pending = piece if kind in (FULL, FIRST) else pending + piece
         if kind in (FULL, LAST):
@@ -46,10 +47,14 @@ def read_records(path: Path) -> list[wandb_internal_pb2.Record]:
 def finished_records(path: Path, timeout: float = 60.0) -> list[wandb_internal_pb2.Record]:
     """The records once the run's ``exit`` record is on disk: wandb's service writes the file
     in the background and may still be flushing when ``finish()`` has returned (seen once in
-    CI: a file read right after the run held no history yet)."""
+    CI: a file read right after the run held no history yet; another time a record was read
+    half written)."""
     deadline = time.monotonic() + timeout
     while True:
-        records = read_records(path)
+        try:
+            records = read_records(path)
+        except DecodeError:  # read while a record was being written (seen once in CI): again
+            records = []
         if any(record.WhichOneof("record_type") == "exit" for record in records):
             return records
         assert time.monotonic() < deadline, f"{path} has no exit record after {timeout} s"
