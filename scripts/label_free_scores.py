@@ -31,16 +31,14 @@ from scipy.stats import spearmanr
 from sklearn.cluster import HDBSCAN
 from sklearn.neighbors import NearestNeighbors
 
-from medmap.evaluation import cluster_separation
+from medmap.evaluation import cluster_separation, unit_spread_sample
 
 CANDIDATES = ("cluster_separation", "hdbscan_clustered", "neighbour_contrast")
 
 
 def label_free_scores(embedding: np.ndarray, points: int = 5000, seed: int = 0) -> dict:
+    sample = unit_spread_sample(embedding, points, seed)
     rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(embedding), min(points, len(embedding)), replace=False)
-    sample = embedding[chosen] - embedding[chosen].mean(0)
-    sample = sample / sample.std()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # sklearn's HDBSCAN copy= default
         clusters = HDBSCAN(min_cluster_size=50).fit_predict(sample)
@@ -54,12 +52,15 @@ def label_free_scores(embedding: np.ndarray, points: int = 5000, seed: int = 0) 
     }
 
 
-def finished_maps(paths: list[Path]) -> list[Path]:
+def finished_maps(paths: list[Path], method: str | None) -> list[Path]:
+    """The labeled 2-D maps under ``paths`` (of ``method`` only, when given)."""
     runs = []
     for path in paths:
         for metrics in sorted(path.rglob("metrics.json")):
             run = metrics.parent
             record = json.loads(metrics.read_text())
+            if method and record.get("method") != method:
+                continue
             if (run / "embedding.npy").is_file() and record.get("silhouette") is not None:
                 runs.append(run)
     return runs
@@ -72,9 +73,10 @@ def main() -> None:
     parser.add_argument("paths", nargs="+", type=Path)
     parser.add_argument("--output", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--method", default="tsimcne", help="only its maps ('' for all)")
     args = parser.parse_args()
     rows = []
-    for run in finished_maps(args.paths):
+    for run in finished_maps(args.paths, args.method):
         metrics = json.loads((run / "metrics.json").read_text())
         scores = label_free_scores(np.load(run / "embedding.npy"), seed=args.seed)
         rows.append({"run": run.name, "method": metrics.get("method"), "aug": metrics.get("aug"),

@@ -63,8 +63,12 @@ def test_an_unlabeled_collection_is_ranked_by_how_well_its_maps_fall_into_groups
     rows = ablation_rows(tmp_path, ["default", "rot90"], seeds=1)
     assert [row["aug"] for row in rows] == ["rot90", "default"]
     assert rows[0]["cluster_separation"] > 0.85 and 0.3 < rows[1]["cluster_separation"] < 0.5
-    write_report(tmp_path, "my folder", ["default", "rot90"], seeds=1)
+    fake_run(tmp_path, "nogray", 0, None, None, labeled=False, points=5)  # too few: NaN, last
+    rows = ablation_rows(tmp_path, ["nogray", "default", "rot90"], seeds=1)
+    assert [row["aug"] for row in rows] == ["rot90", "default", "nogray"]
+    write_report(tmp_path, "my folder", ["default", "rot90", "nogray"], seeds=1)
     report = (tmp_path / "report.md").read_text()
+    assert "| 3 | nogray | 1 | n/a |" in report
     assert "no labels: ranked by cluster separation" in report
     assert "| 1 | rot90 | 1 | 0.9" in report and "| 2 | default | 1 | 0." in report
     assert (tmp_path / "maps.png").stat().st_size > 5_000

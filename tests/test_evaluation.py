@@ -122,3 +122,16 @@ def test_cluster_separation_is_high_for_separate_groups_and_low_for_noise():
     noise = rng.uniform(size=(600, 2))
     assert 0.3 < cluster_separation(noise) < 0.5
     assert cluster_separation(groups, points=90) > 0.9  # a sample of the map tells as much
+
+
+def test_cluster_separation_of_a_map_too_small_or_broken_is_nan_and_small_maps_get_few_groups():
+    rng = np.random.default_rng(1)
+    assert np.isnan(cluster_separation(rng.normal(size=(19, 2))))  # under 20 points
+    broken = rng.normal(size=(100, 2))
+    broken[5] = np.nan
+    assert np.isnan(cluster_separation(broken))
+    # 30 points (a tenth: k = 2 or 3): three groups of 10 are still found
+    groups = np.concatenate([rng.normal((c, 0), 0.1, (10, 2)) for c in (0, 5, 10)])
+    assert cluster_separation(groups) > 0.9
+    # but 30 points of noise cannot score high by being cut into 12 groups of 2-3
+    assert cluster_separation(rng.uniform(size=(30, 2))) < 0.6

@@ -340,6 +340,9 @@ def test_colour_blind_safe_colours_go_to_the_classes_shown_when_at_most_8_are(br
     assert browser.execute_script(palette) == given
     hint = browser.find_element("id", "safeColoursHint").text
     assert hint.startswith("(10 categories shown")
+    browser.execute_script("window.explorer.showSelection([...Array(20).keys()])")
+    grid = "return document.querySelectorAll('#selection .thumb').length"
+    shown_thumbnails = browser.execute_script(grid)
     for c in (0, 3):  # hide two classes
         browser.find_elements("css selector", "#legend .legend-item")[c].click()
     colours = browser.execute_script(palette)
@@ -349,7 +352,16 @@ def test_colour_blind_safe_colours_go_to_the_classes_shown_when_at_most_8_are(br
     assert canvas_pixel(browser, 15) == [int(okabe_ito[shown.index(5)][k : k + 2], 16)
                                          for k in (1, 3, 5)]  # fmt: skip
     offs = browser.find_elements("css selector", "#legend .legend-item.off")
-    assert len(offs) == 2  # the rebuilt legend still shows which are hidden
+    assert len(offs) == 2  # the legend still shows which are hidden
+    breakdown = browser.execute_script(  # the selection's dots take the new colours too
+        "return [...document.querySelectorAll('#selectionBreakdown .swatch')]"
+        ".map(e => [Number(e.dataset.code), e.style.background])"
+    )
+    assert len(breakdown) == 10
+    for code, colour in breakdown:
+        assert colour == "rgb({}, {}, {})".format(*(int(colours[code][k : k + 2], 16)
+                                                   for k in (1, 3, 5)))  # fmt: skip
+    assert browser.execute_script(grid) == shown_thumbnails  # the selection's grid stays as it was
     browser.find_elements("css selector", "#legend .legend-item")[3].click()  # 9 shown again
     assert browser.execute_script(palette) == given
     assert browser.find_element("id", "safeColoursHint").text.startswith("(9 categories shown")

@@ -53,7 +53,7 @@ def finished_records(path: Path, timeout: float = 60.0) -> list[wandb_internal_p
     while True:
         try:
             records = read_records(path)
-        except DecodeError:  # read while a record was being written (seen once in CI): again
+        except (DecodeError, struct.error):  # read while being written (seen in CI): again
             records = []
         if any(record.WhichOneof("record_type") == "exit" for record in records):
             return records

@@ -88,23 +88,33 @@ def knn_accuracy(
     return float(100.0 * np.mean(classifier.predict(embedding[test]) == labels[test]))
 
 
+def unit_spread_sample(embedding: np.ndarray, points: int, seed: int) -> np.ndarray:
+    """Up to ``points`` points of a map (a seeded sample), centred and scaled to unit spread:
+    scores of the sample then compare across maps of any size and scale."""
+    chosen = np.random.default_rng(seed).choice(len(embedding), min(points, len(embedding)),
+                                                replace=False)  # fmt: skip
+    sample = np.asarray(embedding, dtype=np.float64)[chosen]
+    return (sample - sample.mean(0)) / (sample.std() or 1.0)
+
+
 def cluster_separation(
     embedding: np.ndarray, max_clusters: int = 12, points: int = 5000, seed: int = 0
 ) -> float:
     """How well a map falls apart into separate groups, without labels: the best silhouette
-    of a k-means partition of the map (k = 2..max_clusters), on up to ``points`` points of the
-    map scaled to unit spread. On BloodMNIST it ranks the study's augmentations as the class
+    of a k-means partition of the map (k = 2..max_clusters, and at most a tenth of the points,
+    so that groups are not a handful of points each), on up to ``points`` points of the map
+    scaled to unit spread. On BloodMNIST it ranks the study's augmentations as the class
     silhouette does (results/label-free/README.md); it cannot tell groups of a nuisance factor
-    from groups of classes."""
+    from groups of classes. NaN for a map of under 20 points or with non-finite points."""
     from sklearn.cluster import KMeans
 
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(embedding), min(points, len(embedding)), replace=False)
-    sample = np.asarray(embedding, dtype=np.float64)[chosen]
-    sample = (sample - sample.mean(0)) / (sample.std() or 1.0)
-    ks = range(2, min(max_clusters, len(sample) - 1) + 1)
+    embedding = np.asarray(embedding, dtype=np.float64)
+    if len(embedding) < 20 or not np.isfinite(embedding).all():
+        return float("nan")
+    sample = unit_spread_sample(embedding, points, seed)
+    ks = range(2, max(2, min(max_clusters, len(sample) // 10)) + 1)
     partitions = (KMeans(k, n_init=3, random_state=seed).fit_predict(sample) for k in ks)
-    return max((silhouette(sample, labels) for labels in partitions), default=float("nan"))
+    return float(np.nanmax([silhouette(sample, labels) for labels in partitions]))
 
 
 def map_metrics(
