@@ -96,7 +96,7 @@ def main() -> None:
           f"{len(named) - len(todo)} kept, {len(todo)} to run", flush=True)  # fmt: skip
     if args.report_only:
         for path in rebuild_report(settings, specs, jobs, args.budget):
-            print(f"  {path.relative_to(REPO)}")
+            print(f"  {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
         return
     if args.dry_run:
         for _, name in todo:
