@@ -58,6 +58,9 @@ def commit(paths: list[Path], message: str) -> None:
     """Commit the kept runs and the report (only those paths: other changes stay as they are).
     A failure (another git command holding the index) is reported, not fatal: the next run's
     commit takes this one's files along."""
+    if not all(path.is_relative_to(REPO) for path in paths):
+        print("reproduce: kept runs or report outside the repository: nothing committed")
+        return
     relative = [str(path.relative_to(REPO)) for path in paths]
     for attempt in range(5):
         added = subprocess.run(["git", "add", "--", *relative], cwd=REPO, capture_output=True)
