@@ -38,9 +38,11 @@ from medmap.reporting.tables import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-def rebuild_report(settings, specs: list[TableSpec], jobs, budget: str) -> list[Path]:
+def rebuild_report(
+    settings, specs: list[TableSpec], jobs, budget: str
+) -> tuple[list[Path], list[dict]]:
     """Tables 1-3, cells.csv and the claims' verdicts in the README, from the kept runs of
-    ``budget`` only."""
+    ``budget`` only; returns the files written and the cells' rows."""
     kept, report = REPO / settings.kept / budget, REPO / settings.report
     runs = collect_runs(kept)
     written = []
@@ -51,17 +53,22 @@ def rebuild_report(settings, specs: list[TableSpec], jobs, budget: str) -> list[
     written.append(write_cells(rows, report / "cells.csv"))
     claims = OmegaConf.to_container(settings.claims)
     update_readme(report / "README.md", claims_table(claims, rows, settings.seeds))
-    return [*written, report / "README.md"]
+    return [*written, report / "README.md"], rows
+
+
+def shown(path: Path) -> str:
+    """A path relative to the repository where it lies inside it, else absolute."""
+    return str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
 
 
 def commit(paths: list[Path], message: str) -> None:
     """Commit the kept runs and the report (only those paths: other changes stay as they are).
     A failure (another git command holding the index) is reported, not fatal: the next run's
     commit takes this one's files along."""
-    if not all(path.is_relative_to(REPO) for path in paths):
+    relative = [shown(path) for path in paths]
+    if any(Path(path).is_absolute() for path in relative):
         print("reproduce: kept runs or report outside the repository: nothing committed")
         return
-    relative = [str(path.relative_to(REPO)) for path in paths]
     for attempt in range(5):
         added = subprocess.run(["git", "add", "--", *relative], cwd=REPO, capture_output=True)
         done = added.returncode == 0 and subprocess.run(
@@ -98,8 +105,8 @@ def main() -> None:
     print(f"reproduce: {len(named)} runs at budget {args.budget} on {settings.dataset}, "
           f"{len(named) - len(todo)} kept, {len(todo)} to run", flush=True)  # fmt: skip
     if args.report_only:
-        for path in rebuild_report(settings, specs, jobs, args.budget):
-            print(f"  {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+        for path in rebuild_report(settings, specs, jobs, args.budget)[0]:
+            print(f"  {shown(path)}")
         return
     if args.dry_run:
         for _, name in todo:
@@ -123,9 +130,8 @@ def main() -> None:
             continue
         durations.append(time.monotonic() - started)
         keep_run(run_dir, kept_root / name)
-        rebuild_report(settings, specs, jobs, args.budget)
+        _, rows = rebuild_report(settings, specs, jobs, args.budget)
         runs = len(list(kept_root.glob("*/metrics.json")))
-        rows = cell_rows(jobs, specs, kept_root, args.budget, settings.dataset, config_dir())
         cells = sum(1 for row in rows if row["n_seeds"] >= settings.seeds)
         left = (len(todo) - number) * sum(durations) / len(durations)
         print(f"reproduce: {name} done in {durations[-1] / 60:.1f} min; runs {runs}/{len(named)}, "
