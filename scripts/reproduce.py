@@ -25,7 +25,15 @@ from omegaconf import OmegaConf
 
 from medmap.cli import config_dir
 from medmap.reporting.claims import claims_table, update_readme
-from medmap.reporting.reproduction import campaign_jobs, cell_rows, keep_run, run_name, write_cells
+from medmap.reporting.reproduction import (
+    campaign_jobs,
+    cell_rows,
+    draw_maps,
+    first_kept_runs,
+    keep_run,
+    run_name,
+    write_cells,
+)
 from medmap.reporting.tables import (
     TABLE_BUDGETS,
     TableSpec,
@@ -39,10 +47,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def rebuild_report(
-    settings, specs: list[TableSpec], jobs, budget: str
+    settings, specs: list[TableSpec], jobs, budget: str, maps: bool = True
 ) -> tuple[list[Path], list[dict]]:
-    """Tables 1-3, cells.csv and the claims' verdicts in the README, from the kept runs of
-    ``budget`` only; returns the files written and the cells' rows."""
+    """Tables 1-3, cells.csv, the claims' verdicts in the README and (``maps``) the figures,
+    from the kept runs of ``budget`` only; returns the files written and the cells' rows."""
     kept, report = REPO / settings.kept / budget, REPO / settings.report
     runs = collect_runs(kept)
     written = []
@@ -53,6 +61,9 @@ def rebuild_report(
     written.append(write_cells(rows, report / "cells.csv"))
     claims = OmegaConf.to_container(settings.claims)
     update_readme(report / "README.md", claims_table(claims, rows, settings.seeds))
+    if maps:
+        first_runs = first_kept_runs(jobs, kept, config_dir())
+        written += draw_maps(OmegaConf.to_container(settings.figures), first_runs, report)
     return [*written, report / "README.md"], rows
 
 
@@ -129,8 +140,9 @@ def main() -> None:
                   f"{run_dir} says why. Going on.\n{done.stderr[-1500:]}", flush=True)  # fmt: skip
             continue
         durations.append(time.monotonic() - started)
-        keep_run(run_dir, kept_root / name)
-        _, rows = rebuild_report(settings, specs, jobs, args.budget)
+        kept = keep_run(run_dir, kept_root / name)
+        first = kept in first_kept_runs(jobs, kept_root, config_dir()).values()
+        _, rows = rebuild_report(settings, specs, jobs, args.budget, maps=first)
         runs = len(list(kept_root.glob("*/metrics.json")))
         cells = sum(1 for row in rows if row["n_seeds"] >= settings.seeds)
         left = (len(todo) - number) * sum(durations) / len(durations)

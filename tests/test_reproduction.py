@@ -12,7 +12,14 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, REPO, data_dir, require_data
-from medmap.reporting.reproduction import campaign_jobs, cell_rows, keep_run, run_name
+from medmap.reporting.reproduction import (
+    campaign_jobs,
+    cell_rows,
+    draw_maps,
+    first_kept_runs,
+    keep_run,
+    run_name,
+)
 from medmap.reporting.tables import TableSpec
 
 SETTINGS = OmegaConf.load(CONF_DIR / "reproduce.yaml")
@@ -96,6 +103,36 @@ def test_a_score_some_of_a_cells_runs_lack_is_left_empty_not_averaged_over_fewer
     randrot = rows["tsimcne", "randrot"]
     assert randrot["n_seeds"] == 2 and randrot["knn_acc_mean"] == 70.5
     assert randrot["silhouette_mean"] is None and randrot["silhouette_std"] is None
+
+
+def test_figures_show_each_cells_first_kept_seed_and_rebuild_to_the_same_bytes(tmp_path):
+    """randrot has seeds 1 and 2 kept (seed 0 missing), default none: the figure shows randrot's
+    seed 1 and says default has no run; the PDF carries no creation date, so drawn twice from
+    the same runs the files are equal (and a rebuild commits nothing new)."""
+    kept, planned = tmp_path / "kept", jobs(tmp_path)
+    randrot = [job for job in planned if "aug=randrot" in job and "method=tsimcne" in job]
+    for seed, job in enumerate(randrot):
+        if seed == 0:
+            continue
+        run = kept / run_name(job, CONF_DIR)
+        run.mkdir(parents=True)
+        metrics = {
+            "seed": seed,
+            "silhouette": 0.1 * seed,
+            "knn_acc": 70.0,
+            "class_names": ["a", "b"],
+        }
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        np.save(run / "embedding.npy", np.random.default_rng(seed).normal(size=(50, 2)))
+        np.save(run / "labels.npy", np.arange(50) % 2)
+    first = first_kept_runs(planned, kept, CONF_DIR)
+    assert list(first) == ["tsimcne/randrot"] and first["tsimcne/randrot"].name.endswith("seed=1")
+    figures = [{"name": "maps", "cells": ["tsimcne/default", "tsimcne/randrot"]}]
+    written = draw_maps(figures, first, tmp_path / "one")
+    assert [path.name for path in written] == ["maps.png", "maps.pdf"]
+    assert b"/CreationDate" not in written[1].read_bytes()  # else each rebuild differs
+    again = draw_maps(figures, first, tmp_path / "two")
+    assert [p.read_bytes() for p in written] == [p.read_bytes() for p in again]
 
 
 @pytest.mark.data

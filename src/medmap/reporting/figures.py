@@ -27,8 +27,9 @@ from medmap.reporting.plotting import class_colours, class_handles, scatter_map 
 def save_both(figure, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    for path in paths:
-        figure.savefig(path, bbox_inches="tight", dpi=200)
+    for path in paths:  # no creation date in the PDF: an unchanged figure rebuilds the same bytes
+        metadata = {"CreationDate": None} if path.suffix == ".pdf" else None
+        figure.savefig(path, bbox_inches="tight", dpi=200, metadata=metadata)
     plt.close(figure)
     return paths
 

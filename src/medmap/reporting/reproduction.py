@@ -10,13 +10,16 @@ under ``outputs/`` cannot replace a cell. The settings are ``conf/reproduce.yaml
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from medmap.reporting.figures import comparison_panel
 from medmap.reporting.tables import (
     TableSpec,
     collect_runs,
@@ -81,6 +84,45 @@ def cell_of(job: list[str], config_dir: Path) -> dict[str, str]:
     else:
         cell["aug"] = settings.get("aug", "default")
     return cell
+
+
+def cell_key(job: list[str], config_dir: Path) -> str:
+    """``method/aug`` (or ``method/features``): how claims and figures name a cell."""
+    cell = cell_of(job, config_dir)
+    return f"{cell['method']}/{cell.get('aug') or cell.get('features')}"
+
+
+def first_kept_runs(jobs: list[list[str]], kept_root: Path, config_dir: Path) -> dict[str, Path]:
+    """Each cell's first kept run (``cell_key`` -> its folder), the jobs' seeds taken in order:
+    the run a figure shows, so a figure changes only when a cell's first run arrives."""
+    first: dict[str, Path] = {}
+    for job in jobs:
+        key, folder = cell_key(job, config_dir), kept_root / run_name(job, config_dir)
+        if key not in first and (folder / "embedding.npy").is_file():
+            first[key] = folder
+    return first
+
+
+def draw_maps(figures: list[dict], first_runs: dict[str, Path], report: Path) -> list[Path]:
+    """``report/<name>.png``/``.pdf`` for each of conf/reproduce.yaml's ``figures``: its cells'
+    first runs side by side in the same class colours, each captioned with that run's seed
+    and scores (a cell without a kept run says so in its panel)."""
+    written = []
+    for figure in figures:
+        panels, class_names = [], []
+        for key in figure["cells"]:
+            if key not in first_runs:
+                panels.append((key, None, None, "", "no kept run yet"))
+                continue
+            folder = first_runs[key]
+            metrics = json.loads((folder / "metrics.json").read_text())
+            class_names = class_names or metrics.get("class_names") or []
+            caption = (f"seed {metrics['seed']} · silhouette {metrics['silhouette']:.3f} · "
+                       f"kNN {metrics['knn_acc']:.1f}%")  # fmt: skip
+            embedding, labels = np.load(folder / "embedding.npy"), np.load(folder / "labels.npy")
+            panels.append((key, embedding, labels, caption, ""))
+        written += comparison_panel(panels, class_names, report / figure["name"])
+    return written
 
 
 def cell_rows(
