@@ -27,6 +27,7 @@ from medmap.cli import config_dir
 from medmap.reporting.claims import claims_table, update_readme
 from medmap.reporting.reproduction import (
     campaign_jobs,
+    cell_key,
     cell_rows,
     draw_maps,
     first_kept_runs,
@@ -47,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def rebuild_report(
-    settings, specs: list[TableSpec], jobs, budget: str, maps: bool = True
+    settings, specs: list[TableSpec], named, budget: str, maps: bool = True
 ) -> tuple[list[Path], list[dict]]:
     """Tables 1-3, cells.csv, the claims' verdicts in the README and (``maps``) the figures,
     from the kept runs of ``budget`` only; returns the files written and the cells' rows."""
@@ -57,14 +58,25 @@ def rebuild_report(
     for spec in specs:
         table = build_table(spec, runs, budget, expected_seeds=settings.seeds)
         written += write_table(table, report)
+    jobs = [job for job, _ in named]
     rows = cell_rows(jobs, specs, kept, budget, settings.dataset, config_dir())
     written.append(write_cells(rows, report / "cells.csv"))
     claims = OmegaConf.to_container(settings.claims)
     update_readme(report / "README.md", claims_table(claims, rows, settings.seeds))
     if maps:
-        first_runs = first_kept_runs(jobs, kept, config_dir())
+        first_runs = first_kept_runs(named, kept, config_dir())
         written += draw_maps(OmegaConf.to_container(settings.figures), first_runs, report)
     return [*written, report / "README.md"], rows
+
+
+def warn_unknown_cells(settings, cells: set[str]) -> None:
+    """Name the cells claims and figures ask for that no job of this campaign fills: a typo in
+    conf/reproduce.yaml would otherwise read "pending" forever."""
+    named = {item[side] for claim in settings.claims for item in claim.compare for side in "ab"}
+    named |= {cell for figure in settings.figures for cell in figure.cells}
+    if unknown := sorted(named - cells):
+        print(f"reproduce: no run of this campaign fills {', '.join(unknown)} (named in "
+              f"conf/reproduce.yaml claims or figures): they stay pending", flush=True)  # fmt: skip
 
 
 def shown(path: Path) -> str:
@@ -73,7 +85,8 @@ def shown(path: Path) -> str:
 
 
 def commit(paths: list[Path], message: str) -> None:
-    """Commit the kept runs and the report (only those paths: other changes stay as they are).
+    """Commit a kept run and the report files just written (only those paths: other changes,
+    e.g. hand edits beside them, stay as they are).
     A failure (another git command holding the index) is reported, not fatal: the next run's
     commit takes this one's files along."""
     relative = [shown(path) for path in paths]
@@ -106,6 +119,7 @@ def main() -> None:
     settings = OmegaConf.merge(OmegaConf.load(config_dir() / "reproduce.yaml"),
                                OmegaConf.from_dotlist(args.overrides))  # fmt: skip
     args.budget = args.budget or settings.budget
+    os.nice(settings.nice)  # the training runs inherit it; so do the figures and tables
     specs = [TableSpec.load(config_dir() / "tables" / f"{name}.yaml") for name in settings.tables]
     jobs = campaign_jobs(specs, OmegaConf.to_container(settings.extra_sweeps), settings.dataset,
                          settings.seeds, args.budget, REPO / settings.sweeps,
@@ -115,8 +129,9 @@ def main() -> None:
     todo = [(job, name) for job, name in named if not (kept_root / name / "metrics.json").is_file()]
     print(f"reproduce: {len(named)} runs at budget {args.budget} on {settings.dataset}, "
           f"{len(named) - len(todo)} kept, {len(todo)} to run", flush=True)  # fmt: skip
+    warn_unknown_cells(settings, {cell_key(job, config_dir()) for job in jobs})
     if args.report_only:
-        for path in rebuild_report(settings, specs, jobs, args.budget)[0]:
+        for path in rebuild_report(settings, specs, named, args.budget)[0]:
             print(f"  {shown(path)}")
         return
     if args.dry_run:
@@ -132,8 +147,7 @@ def main() -> None:
             *job,
             "trainer.enable_progress_bar=false",
         ]
-        done = subprocess.run(command, cwd=REPO, preexec_fn=lambda: os.nice(settings.nice),
-                              capture_output=True, text=True)  # fmt: skip
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         run_dir = sweep_dir(REPO / settings.sweeps, args.budget) / name  # its hydra.run.dir
         if done.returncode or not (run_dir / "metrics.json").is_file():
             print(f"reproduce: {name} failed (exit {done.returncode}); its directory "
@@ -141,16 +155,16 @@ def main() -> None:
             continue
         durations.append(time.monotonic() - started)
         kept = keep_run(run_dir, kept_root / name)
-        first = kept in first_kept_runs(jobs, kept_root, config_dir()).values()
-        _, rows = rebuild_report(settings, specs, jobs, args.budget, maps=first)
-        runs = len(list(kept_root.glob("*/metrics.json")))
+        first = kept in first_kept_runs(named, kept_root, config_dir()).values()
+        written, rows = rebuild_report(settings, specs, named, args.budget, maps=first)
+        runs = sum((kept_root / other / "metrics.json").is_file() for _, other in named)
         cells = sum(1 for row in rows if row["n_seeds"] >= settings.seeds)
         left = (len(todo) - number) * sum(durations) / len(durations)
         print(f"reproduce: {name} done in {durations[-1] / 60:.1f} min; runs {runs}/{len(named)}, "
               f"cells with all seeds {cells}/{len(rows)}, about {left / 3600:.1f} h left",
               flush=True)  # fmt: skip
         if settings.commit and not args.no_commit:
-            commit([kept_root, REPO / settings.report], f"reproduction ({args.budget}): {name}")
+            commit([kept, *written], f"reproduction ({args.budget}): {name}")
 
 
 if __name__ == "__main__":

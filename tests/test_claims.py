@@ -38,10 +38,13 @@ def test_cells_short_of_their_seeds_or_not_run_are_not_judged():
     assert math.isnan(se)
     assert compare(CellStats(0.5, 0.0, 2), CellStats(0.2, 0.0, 3), ">", 3)[0] == (
         "inconclusive at n=2/3")  # fmt: skip
-    # a gap beyond 2 se the wrong way is already a "not reproduced", even at n=2
-    assert compare(CellStats(0.1, 0.0, 2), CellStats(0.2, 0.0, 2), ">", 3)[0] == "not reproduced"
+    # a gap beyond 2 se the wrong way is already a "not reproduced" at n=2, saying so
+    assert compare(CellStats(0.1, 0.0, 2), CellStats(0.2, 0.0, 2), ">", 3)[0] == (
+        "not reproduced at n=2/3")  # fmt: skip
     assert compare(CellStats(0.5, 0.0, 1), CellStats(None, None, 0), ">", 3)[0] == "pending"
     assert compare(CellStats(0.5, None, 3), CellStats(0.2, 0.0, 3), ">", 3)[0] == "pending"
+    # a score that is not a number (a diverged run's) judges nothing, least of all "at least"
+    assert compare(CellStats(math.nan, 0.0, 3), CellStats(0.2, 0.0, 3), ">=", 3)[0] == "pending"
 
 
 def test_a_claim_needs_all_its_comparisons():
@@ -51,6 +54,11 @@ def test_a_claim_needs_all_its_comparisons():
         "inconclusive at n=1/3")  # fmt: skip
     assert claim_verdict(["pending", "inconclusive at n=1/3"]) == "pending"
     assert claim_verdict(["reproduced", "pending", "not reproduced"]) == "not reproduced"
+    assert claim_verdict(["not reproduced at n=2/3", "not reproduced"]) == "not reproduced"
+    assert claim_verdict(["not reproduced at n=2/3", "pending"]) == "not reproduced at n=2/3"
+    # seeds compare as numbers, not as text ("10" sorts before "2")
+    assert claim_verdict(["inconclusive at n=10/10", "inconclusive at n=2/10"]) == (
+        "inconclusive at n=2/10")  # fmt: skip
 
 
 ROWS = [  # as csv.DictReader gives cells.csv back: strings, empty where missing

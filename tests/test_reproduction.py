@@ -31,7 +31,7 @@ def jobs(tmp_path, seeds=3):
                          seeds, "cpu", tmp_path, list(SETTINGS.skip))  # fmt: skip
 
 
-def test_the_campaign_is_27_training_runs_pixels_and_annealing_first_seeds_first(tmp_path):
+def test_the_campaign_is_27_training_runs_plus_pixels_and_annealing_first_seeds_first(tmp_path):
     planned = jobs(tmp_path)
     assert len(planned) == 33  # 9 training cells x 3 + t-SNE of pixels x 3 + anneal x 3
     seeds = [int(job[-2].removeprefix("seed=")) for job in planned]
@@ -85,7 +85,8 @@ def test_cells_average_the_kept_seeds_and_name_their_commits(tmp_path):
     assert len(rows) == 11
     randrot = rows["tsimcne", "randrot"]
     assert randrot["table"] == "table1 table2" and randrot["n_seeds"] == 2
-    assert randrot["silhouette_mean"] == 0.25 and randrot["silhouette_std"] == 0.05
+    assert randrot["silhouette_mean"] == pytest.approx(0.25)
+    assert randrot["silhouette_std"] == pytest.approx(0.05)
     assert randrot["knn_acc_mean"] == 70.5 and randrot["linear_acc_mean"] is None
     assert randrot["commits"] == "aaaaaaa bbbbbbb"
     assert rows["tsimcne-anneal", "randrot"]["table"] == "extra"
@@ -106,28 +107,31 @@ def test_a_score_some_of_a_cells_runs_lack_is_left_empty_not_averaged_over_fewer
 
 
 def test_figures_show_each_cells_first_kept_seed_and_rebuild_to_the_same_bytes(tmp_path):
-    """randrot has seeds 1 and 2 kept (seed 0 missing), default none: the figure shows randrot's
-    seed 1 and says default has no run; the PDF carries no creation date, so drawn twice from
-    the same runs the files are equal (and a rebuild commits nothing new)."""
+    """randrot has seeds 1 and 2 kept (seed 0 missing; seed 1's silhouette failed: null),
+    default none, rot90 a run without its labels: the figure shows randrot's seed 1 and says
+    the others have no run; the PDF carries no creation date, so drawn twice from the same
+    runs the files are equal (and a rebuild commits nothing new)."""
     kept, planned = tmp_path / "kept", jobs(tmp_path)
-    randrot = [job for job in planned if "aug=randrot" in job and "method=tsimcne" in job]
-    for seed, job in enumerate(randrot):
+    named = [(job, run_name(job, CONF_DIR)) for job in planned]
+    tsimcne = [(job, name) for job, name in named if "method=tsimcne" in job]
+    randrot = [name for job, name in tsimcne if "aug=randrot" in job]
+    for seed, name in enumerate(randrot):
         if seed == 0:
             continue
-        run = kept / run_name(job, CONF_DIR)
+        run = kept / name
         run.mkdir(parents=True)
-        metrics = {
-            "seed": seed,
-            "silhouette": 0.1 * seed,
-            "knn_acc": 70.0,
-            "class_names": ["a", "b"],
-        }
+        metrics = {"seed": seed, "silhouette": None if seed == 1 else 0.2, "knn_acc": 70.0,
+                   "class_names": ["a", "b"]}  # fmt: skip
         (run / "metrics.json").write_text(json.dumps(metrics))
         np.save(run / "embedding.npy", np.random.default_rng(seed).normal(size=(50, 2)))
         np.save(run / "labels.npy", np.arange(50) % 2)
-    first = first_kept_runs(planned, kept, CONF_DIR)
-    assert list(first) == ["tsimcne/randrot"] and first["tsimcne/randrot"].name.endswith("seed=1")
-    figures = [{"name": "maps", "cells": ["tsimcne/default", "tsimcne/randrot"]}]
+    rot90 = kept / next(name for job, name in tsimcne if "aug=rot90" in job)
+    rot90.mkdir(parents=True)
+    (rot90 / "metrics.json").write_text("{}")
+    np.save(rot90 / "embedding.npy", np.zeros((5, 2)))
+    first = first_kept_runs(named, kept, CONF_DIR)
+    assert list(first) == ["tsimcne/randrot"] and first["tsimcne/randrot"] == kept / randrot[1]
+    figures = [{"name": "maps", "cells": ["tsimcne/default", "tsimcne/randrot", "tsimcne/rot90"]}]
     written = draw_maps(figures, first, tmp_path / "one")
     assert [path.name for path in written] == ["maps.png", "maps.pdf"]
     assert b"/CreationDate" not in written[1].read_bytes()  # else each rebuild differs

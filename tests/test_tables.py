@@ -108,6 +108,18 @@ def test_cells_average_seeds_and_show_missing_failed_and_unfinished(tmp_path):
     assert r"0.40 $\pm$ 0.08 {\scriptsize(0.40$\pm$0.00)}" in tex
 
 
+def test_a_campaigns_partial_cells_say_n_of_its_seeds_in_markdown_and_latex(tmp_path):
+    for seed in (0, 1):
+        fake_run(tmp_path, f"d{seed}", seed=seed, silhouette=0.3 + seed / 10, knn_acc=80.0)
+    fake_run(tmp_path, "r0", aug="rot90", silhouette=0.25, knn_acc=70.0)
+    table = build_table(TABLE1, collect_runs(tmp_path), budget="cpu", expected_seeds=3)
+    markdown, _, tex = (path.read_text() for path in write_table(table, tmp_path / "t"))
+    assert "0.35 ± 0.05, n=2/3 (0.40±0.00)" in markdown and "0.25 ± 0.00, n=1/3" in markdown
+    assert "n=k/3 marks cells with fewer than 3 seeds" in markdown
+    assert "0.35 $\\pm$ 0.05, n=2/3 {" in tex and "0.25 $\\pm$ 0.00, n=1/3 {" in tex
+    assert "Built by" in markdown and ":" not in markdown.splitlines()[-1]  # no time of day
+
+
 def test_rerun_replaces_a_cell_instead_of_adding_to_it(tmp_path):
     fake_run(tmp_path, "old", silhouette=0.1, mtime=1_000)
     fake_run(tmp_path, "new", silhouette=0.3, mtime=2_000)

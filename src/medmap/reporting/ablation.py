@@ -8,7 +8,6 @@ scores are means over its finished seeds; its map in the figure is its lowest se
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 from medmap.evaluation import cluster_separation
 from medmap.reporting.figures import comparison_panel
 from medmap.reporting.plotting import score_text
-from medmap.reporting.tables import mean_std
+from medmap.reporting.tables import mean_std, write_csv
 
 SUBDIR = "${aug.name}-seed${seed}"  # hydra.sweep.subdir of the ablation's multirun
 SCORES = ("knn_acc", "silhouette", "linear_acc")
@@ -99,11 +98,7 @@ def write_report(
         panels.append((aug, np.load(runs[0] / "embedding.npy"), np.load(runs[0] / "labels.npy"),
                        caption, ""))  # fmt: skip
     written = comparison_panel(panels, class_names, folder / "maps")
-    ranking = folder / "ranking.csv"
-    with ranking.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    ranking = write_csv(rows, folder / "ranking.csv")
     lines = [f"# Augmentation ablation: {title}", "", "![maps](maps.png)", ""]
     separation = (
         "*Cluster separation* reads the map alone: the best silhouette of a k-means "

@@ -6,12 +6,13 @@ seed spreads. The rule:
 
 - d = mean(a) - mean(b); se = sqrt(s_a^2/n_a + s_b^2/n_b), with s the seeds' sample standard
   deviation (cells.csv stores the population one: s^2 = std^2 n / (n - 1));
-- d < -2 se: **not reproduced**, for either kind and however few seeds (n >= 2);
+- d < -2 se: **not reproduced**, for either kind; while a cell is short of its N seeds (but
+  has 2 or more) **not reproduced at n=k/N**, a warning the last seeds may still lift;
 - otherwise, while a cell is short of its seeds (or a cell has one seed): **inconclusive at
-  n=k/N**; nothing run yet: **pending**;
+  n=k/N**; nothing run yet (or a score that is not a number): **pending**;
 - otherwise ``>``: **reproduced** when d > 2 se, else **inconclusive**; ``>=``: **reproduced**;
-- a claim is reproduced when all its comparisons are, not reproduced when any is not, pending
-  while any is, else inconclusive.
+- a claim is not reproduced when any of its comparisons is (on the most seeds among them),
+  pending while any is, reproduced when all are, else inconclusive.
 
 Two standard errors keep a claim from hanging on one lucky seed; with 3 seeds it is a coarse
 test, which is why "inconclusive" is a verdict of its own.
@@ -20,6 +21,7 @@ test, which is why "inconclusive" is a verdict of its own.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,34 +55,42 @@ def cell_stats(rows: list[dict], metric: str) -> dict[str, CellStats]:
 
 def compare(a: CellStats, b: CellStats, kind: str, seeds: int) -> tuple[str, float | None, float]:
     """The verdict of "a {kind} b", the difference of means and its standard error."""
-    if None in (a.mean, b.mean, a.std, b.std) or not (a.n and b.n):
+    numbers = (a.mean, b.mean, a.std, b.std)
+    if any(x is None or not math.isfinite(x) for x in numbers) or not (a.n and b.n):
         return "pending", None, math.nan
-    difference = a.mean - b.mean
-    if min(a.n, b.n) < 2:
-        return f"inconclusive at n={min(a.n, b.n)}/{seeds}", difference, math.nan
+    difference, fewest = a.mean - b.mean, min(a.n, b.n)
+    at = f" at n={fewest}/{seeds}" if fewest < seeds else ""
+    if fewest < 2:
+        return f"inconclusive{at}", difference, math.nan
     se = math.sqrt(sum(cell.std**2 / (cell.n - 1) for cell in (a, b)))
     if difference < -2 * se:
-        verdict = "not reproduced"
+        verdict = f"not reproduced{at}"
+    elif at:
+        verdict = f"inconclusive{at}"
     elif kind == ">=" or difference > 2 * se:
         verdict = "reproduced"
     else:
         verdict = "inconclusive"
-    if verdict != "not reproduced" and min(a.n, b.n) < seeds:
-        verdict = f"inconclusive at n={min(a.n, b.n)}/{seeds}"
     return verdict, difference, se
 
 
+def _seeds_behind(verdict: str) -> float:
+    """The seeds a verdict rests on: k of its "at n=k/N", all (inf) when it names none."""
+    found = re.search(r"at n=(\d+)/", verdict)
+    return int(found.group(1)) if found else math.inf
+
+
 def claim_verdict(verdicts: list[str]) -> str:
-    """All reproduced: reproduced; any not reproduced: not; any pending: pending; else
-    inconclusive (with the fewest seeds if that is why)."""
-    if "not reproduced" in verdicts:
-        return "not reproduced"
+    """Any not reproduced: not (on the most seeds among those); any pending: pending; all
+    reproduced: reproduced; else inconclusive (on the fewest seeds where that is why)."""
+    against = [v for v in verdicts if v.startswith("not reproduced")]
+    if against:
+        return max(against, key=_seeds_behind)
     if "pending" in verdicts:
         return "pending"
     if all(v == "reproduced" for v in verdicts):
         return "reproduced"
-    short = sorted(v for v in verdicts if v.startswith("inconclusive at"))
-    return short[0] if short else "inconclusive"
+    return min((v for v in verdicts if v.startswith("inconclusive")), key=_seeds_behind)
 
 
 HEADER = (

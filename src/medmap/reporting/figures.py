@@ -2,8 +2,9 @@
 
 - ``thumbnail_map``: the map coloured by class with example images placed on it and the
   classes named at their centres (the study's Figure 3).
-- ``comparison_panel``: maps side by side, each titled with its kNN accuracy (the Leukemia
-  figure: t-SNE of pixels | of pretrained features | t-SimCNE default | t-SimCNE rot90).
+- ``comparison_panel``: maps side by side in the same class colours, each titled with its
+  scores (the Leukemia figure: t-SNE of pixels | of pretrained features | t-SimCNE default |
+  t-SimCNE rot90; the ablation report's and the reproduction's maps).
 - ``grid_view``: the map cut into cells, each showing the image nearest its cell's centre
   of mass (a typical image of that region).
 """

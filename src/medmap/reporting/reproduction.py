@@ -9,7 +9,6 @@ under ``outputs/`` cannot replace a cell. The settings are ``conf/reproduce.yaml
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
@@ -20,16 +19,20 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from medmap.reporting.figures import comparison_panel
+from medmap.reporting.plotting import score_text
 from medmap.reporting.tables import (
     TableSpec,
     collect_runs,
+    is_finite,
     mean_std,
     single_jobs,
     sweep_commands,
+    write_csv,
 )
 
 KEPT_FILES = ("metrics.json", "train.log", "embedding.npy", "labels.npy", "time_budget.json",
               ".hydra/config.yaml", ".hydra/overrides.yaml")  # fmt: skip
+MAP_FILES = ("metrics.json", "embedding.npy", "labels.npy")  # what a figure's panel reads
 CELL_METRICS = ("silhouette", "knn_acc", "linear_acc")
 
 
@@ -92,13 +95,15 @@ def cell_key(job: list[str], config_dir: Path) -> str:
     return f"{cell['method']}/{cell.get('aug') or cell.get('features')}"
 
 
-def first_kept_runs(jobs: list[list[str]], kept_root: Path, config_dir: Path) -> dict[str, Path]:
-    """Each cell's first kept run (``cell_key`` -> its folder), the jobs' seeds taken in order:
-    the run a figure shows, so a figure changes only when a cell's first run arrives."""
+def first_kept_runs(named: list[tuple[list[str], str]], kept_root: Path,
+                    config_dir: Path) -> dict[str, Path]:  # fmt: skip
+    """Each cell's first kept run with a map (``cell_key`` -> its folder), from the jobs and
+    their run names in campaign order (seeds ascending): the run a figure shows, so a figure
+    changes only when a cell's first run arrives."""
     first: dict[str, Path] = {}
-    for job in jobs:
-        key, folder = cell_key(job, config_dir), kept_root / run_name(job, config_dir)
-        if key not in first and (folder / "embedding.npy").is_file():
+    for job, name in named:
+        key, folder = cell_key(job, config_dir), kept_root / name
+        if key not in first and all((folder / f).is_file() for f in MAP_FILES):
             first[key] = folder
     return first
 
@@ -117,9 +122,10 @@ def draw_maps(figures: list[dict], first_runs: dict[str, Path], report: Path) ->
             folder = first_runs[key]
             metrics = json.loads((folder / "metrics.json").read_text())
             class_names = class_names or metrics.get("class_names") or []
-            caption = (f"seed {metrics['seed']} · silhouette {metrics['silhouette']:.3f} · "
-                       f"kNN {metrics['knn_acc']:.1f}%")  # fmt: skip
-            embedding, labels = np.load(folder / "embedding.npy"), np.load(folder / "labels.npy")
+            caption = (f"seed {metrics.get('seed')} · "
+                       f"silhouette {score_text(metrics.get('silhouette'), '.3f')} · "
+                       f"kNN {score_text(metrics.get('knn_acc'), '.1f')}%")  # fmt: skip
+            embedding, labels = (np.load(folder / name) for name in MAP_FILES[1:])
             panels.append((key, embedding, labels, caption, ""))
         written += comparison_panel(panels, class_names, report / figure["name"])
     return written
@@ -135,7 +141,8 @@ def cell_rows(
 ) -> list[dict]:
     """One row per cell the jobs fill (in their order), from the kept runs of ``budget``: the
     tables that show it, seeds, mean and std of each score (empty unless every run has it),
-    and the commits the runs came from."""
+    and the commits the runs came from (the code each trained with: the repository's HEAD
+    when it started, which for a campaign is usually the previous run's results commit)."""
     runs = [run for run in collect_runs(kept_root) if run.status == "ok"]
     cells: list[dict[str, str]] = []
     for job in jobs:
@@ -157,12 +164,12 @@ def cell_rows(
         }
         for metric in CELL_METRICS:
             values = [run.metrics[metric] for run in finished
-                      if isinstance(run.metrics.get(metric), int | float)]  # fmt: skip
+                      if is_finite(run.metrics.get(metric))]  # fmt: skip
             # only over all n_seeds runs: a mean of fewer would pass for one of n_seeds
             complete = values and len(values) == len(finished)
-            mean, std = mean_std(values) if complete else (None, None)
-            record[f"{metric}_mean"] = None if mean is None else round(mean, 4)
-            record[f"{metric}_std"] = None if std is None else round(std, 4)
+            record[f"{metric}_mean"], record[f"{metric}_std"] = (
+                mean_std(values) if complete else (None, None)
+            )
         commits = sorted({str(run.metrics.get("git_commit") or "")[:7] for run in finished})
         record["commits"] = " ".join(c for c in commits if c)
         rows.append(record)
@@ -170,9 +177,7 @@ def cell_rows(
 
 
 def write_cells(rows: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    """cells.csv, scores rounded to 4 decimals (the rows keep them whole for the verdicts)."""
+    rounded = [{key: round(value, 4) if isinstance(value, float) else value
+                for key, value in row.items()} for row in rows]  # fmt: skip
+    return write_csv(rounded, path)

@@ -9,7 +9,6 @@ running, or killed). Nothing here trains; building every table takes seconds.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import itertools
 import json
 import math
@@ -176,7 +175,7 @@ def build_table(
                 metric["key"]: [
                     float(run.metrics[metric["key"]])
                     for run in finished
-                    if _is_finite(run.metrics.get(metric["key"]))
+                    if is_finite(run.metrics.get(metric["key"]))
                 ]
                 for metric in spec.metrics
             }
@@ -188,7 +187,7 @@ def build_table(
     return Table(spec, budget, others, cells, expected_seeds)
 
 
-def _is_finite(value: Any) -> bool:
+def is_finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
@@ -235,8 +234,7 @@ def render_markdown(table: Table) -> str:
         "",
         f"Budget: **{table.budget or MISSING}**. Each cell: ours, mean ± std over seeds "
         f"(population std), then the poster's number in parentheses. {MISSING} = no finished "
-        f"run; n=k marks cells with fewer seeds than the fullest cell ({most}); a number in "
-        f"brackets points to a note below.",
+        f"run; {_partial_note(table, most)}; a number in brackets points to a note below.",
     ]
     if table.other_budgets:
         lines.append(
@@ -248,11 +246,7 @@ def render_markdown(table: Table) -> str:
         texts = []
         for column in spec.columns:
             cell = table.cells[index, column]
-            text = format_ours(cell, spec)
-            if table.expected_seeds and 0 < cell.count < table.expected_seeds:
-                text += f", n={cell.count}/{table.expected_seeds}"
-            elif not table.expected_seeds and 0 < cell.count < most:
-                text += f", n={cell.count}"
+            text = format_ours(cell, spec) + _seeds_mark(table, cell, most)
             if (index, column) in marks:
                 text += f" [{marks[index, column]}]"
             text += f" ({row['poster'].get(column, MISSING)})"
@@ -261,11 +255,23 @@ def render_markdown(table: Table) -> str:
     notes = _notes(table, marks)
     if notes:
         lines += ["", "Failed and unfinished runs (never averaged):", "", *notes]
-    lines += [
-        "",
-        f"Built {dt.datetime.now().isoformat(timespec='seconds')} by medmap.reporting.tables.",
-    ]
+    lines += ["", "Built by medmap.reporting.tables from the runs' metrics.json files."]
     return "\n".join(lines) + "\n"
+
+
+def _partial_note(table: Table, most: int) -> str:
+    if seeds := table.expected_seeds:
+        return f"n=k/{seeds} marks cells with fewer than {seeds} seeds"
+    return f"n=k marks cells with fewer seeds than the fullest cell ({most})"
+
+
+def _seeds_mark(table: Table, cell: Cell, most: int) -> str:
+    """``, n=k/N`` on a cell short of the campaign's N seeds (without N: of the fullest cell's)."""
+    if table.expected_seeds and 0 < cell.count < table.expected_seeds:
+        return f", n={cell.count}/{table.expected_seeds}"
+    if not table.expected_seeds and 0 < cell.count < most:
+        return f", n={cell.count}"
+    return ""
 
 
 def _notes(table: Table, marks: dict[tuple[int, str], str]) -> list[str]:
@@ -329,6 +335,7 @@ def _tex(text: str) -> str:
 def render_latex(table: Table) -> str:
     spec = table.spec
     marks = _markers(table)
+    most = max((cell.count for cell in table.cells.values()), default=0)
     header = [*spec.row_headers, *(spec.column_labels.get(c, c) for c in spec.columns)]
     lines = [
         f"% {spec.title} (budget: {table.budget}); ours: mean ± std over seeds, poster in"
@@ -341,7 +348,8 @@ def render_latex(table: Table) -> str:
     for index, row in enumerate(spec.rows):
         texts = []
         for column in spec.columns:
-            text = format_ours(table.cells[index, column], spec)
+            cell = table.cells[index, column]
+            text = format_ours(cell, spec) + _seeds_mark(table, cell, most)
             if (index, column) in marks:
                 text += f"$^{{{marks[index, column]}}}$"
             poster = row["poster"].get(column, MISSING)
@@ -358,12 +366,18 @@ def write_table(table: Table, directory: str | Path) -> list[Path]:
     markdown, latex, sheet = (directory / f"{name}.{ext}" for ext in ("md", "tex", "csv"))
     markdown.write_text(render_markdown(table))
     latex.write_text(render_latex(table))
-    rows = csv_rows(table)
-    with sheet.open("w", newline="") as handle:
+    write_csv(csv_rows(table), sheet)
+    return [markdown, sheet, latex]
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Rows with the same keys as a csv file, a header from the first row's keys."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    return [markdown, sheet, latex]
+    return path
 
 
 # ---------------------------------------------------------------------------------------
