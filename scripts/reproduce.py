@@ -15,6 +15,7 @@ new machine: the same command goes on where it stopped. Prints one line per fini
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import subprocess
 import sys
@@ -79,6 +80,25 @@ def warn_unknown_cells(settings, cells: set[str]) -> None:
               f"conf/reproduce.yaml claims or figures): they stay pending", flush=True)  # fmt: skip
 
 
+def hold_campaign_lock(folder: Path):
+    """One campaign per budget at a time: a second one would train the same runs into the
+    same directories. Exits with a message naming the other one; the lock goes with the
+    process (however it ends)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = (folder / ".reproduce.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        other = handle.read().strip() or "?"
+        sys.exit(f"reproduce: another campaign (pid {other}) is training into {shown(folder)}; "
+                 "let it finish, or stop it first (its run resumes later)")  # fmt: skip
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
 def shown(path: Path) -> str:
     """A path relative to the repository where it lies inside it, else absolute."""
     return str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
@@ -138,6 +158,7 @@ def main() -> None:
         for _, name in todo:
             print(f"  {name}")
         return
+    lock = hold_campaign_lock(sweep_dir(REPO / settings.sweeps, args.budget))
     durations = []
     for number, (job, name) in enumerate(todo, 1):
         started = time.monotonic()
@@ -165,6 +186,7 @@ def main() -> None:
               flush=True)  # fmt: skip
         if settings.commit and not args.no_commit:
             commit([kept, *written], f"reproduction ({args.budget}): {name}")
+    lock.close()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 through the real script that goes on where it stopped."""
 
 import csv
+import fcntl
 import json
 import os
 import subprocess
@@ -194,3 +195,19 @@ def test_report_only_rebuilds_tables_cells_and_verdicts_from_kept_runs_without_t
     assert "rotations raise t-SimCNE's silhouette → **pending**" in line
     assert line.endswith("| +0.190 (0.059) | reproduced |")
     assert (tmp_path / "report" / "table1.md").is_file()
+
+
+def test_a_second_campaign_on_the_same_budget_stops_with_a_message_and_trains_nothing(tmp_path):
+    sweeps = tmp_path / "sweeps" / "short"
+    sweeps.mkdir(parents=True)
+    with (sweeps / ".reproduce.lock").open("a+") as held:  # the first campaign's lock
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242")
+        held.flush()
+        command = [sys.executable, "scripts/reproduce.py", "--no-commit",
+                   f"kept={tmp_path / 'kept'}", f"report={tmp_path / 'report'}",
+                   f"sweeps={tmp_path / 'sweeps'}"]  # fmt: skip
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "another campaign (pid 4242) is training into" in done.stderr
+    assert [path.name for path in sweeps.iterdir()] == [".reproduce.lock"]  # nothing trained
