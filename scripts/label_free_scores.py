@@ -66,6 +66,28 @@ def finished_maps(paths: list[Path], method: str | None) -> list[Path]:
     return runs
 
 
+def correlations(rows: list[dict]) -> list[str]:
+    """Spearman rank correlation of each candidate with the class scores, as table lines."""
+    lines = ["| candidate | Spearman with silhouette | Spearman with kNN |", "|---|---|---|"]
+    for name in CANDIDATES:
+        values = [row[name] for row in rows]
+        with_silhouette = spearmanr(values, [row["silhouette"] for row in rows])[0]
+        with_knn = spearmanr(values, [row["knn_acc"] for row in rows])[0]
+        lines.append(f"| {name} | {with_silhouette:+.2f} | {with_knn:+.2f} |")
+    return lines
+
+
+def aug_means(rows: list[dict]) -> list[dict]:
+    """One row per (method, aug): every score's mean over its maps (the seeds)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["method"], row["aug"]), []).append(row)
+    scores = ("silhouette", "knn_acc", *CANDIDATES)
+    return [{"method": method, "aug": aug, "maps": len(group),
+             **{name: float(np.mean([row[name] for row in group])) for name in scores}}
+            for (method, aug), group in groups.items()]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -88,12 +110,18 @@ def main() -> None:
     for row in rows:
         lines.append(f"| {row['run']} | {row['silhouette']:.3f} | {row['knn_acc']:.1f} | "
                      + " | ".join(f"{row[name]:.3f}" for name in CANDIDATES) + " |")  # fmt: skip
-    lines += ["", "| candidate | Spearman with silhouette | Spearman with kNN |", "|---|---|---|"]
-    for name in CANDIDATES:
-        values = [row[name] for row in rows]
-        with_silhouette = spearmanr(values, [row["silhouette"] for row in rows])[0]
-        with_knn = spearmanr(values, [row["knn_acc"] for row in rows])[0]
-        lines.append(f"| {name} | {with_silhouette:+.2f} | {with_knn:+.2f} |")
+    lines += ["", f"Over the {len(rows)} maps:", "", *correlations(rows)]
+    means = aug_means(rows)
+    if len(means) < len(rows):  # several seeds of an augmentation: rank the augmentations
+        lines += ["", "Means over each augmentation's maps (its seeds; what `make ablation` "
+                  "ranks):", "",
+                  "| aug | maps | silhouette | kNN | " + " | ".join(CANDIDATES) + " |",
+                  "|---|---|---|---|" + "---|" * len(CANDIDATES)]  # fmt: skip
+        for row in sorted(means, key=lambda r: -r["silhouette"]):
+            candidates = " | ".join(f"{row[name]:.3f}" for name in CANDIDATES)
+            lines.append(f"| {row['aug']} | {row['maps']} | {row['silhouette']:.3f} | "
+                         f"{row['knn_acc']:.1f} | {candidates} |")  # fmt: skip
+        lines += ["", *correlations(means)]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.output:
