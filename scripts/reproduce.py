@@ -7,7 +7,8 @@
 A run counts as done when its small files are kept (``<kept>/<budget>/<run name>/metrics.json``);
 a stopped run resumes from its checkpoint in ``<sweeps>/<budget>/<run name>`` (train.py's
 auto_resume). After each run the tables, cells.csv and the verdicts on the poster's claims
-(the README's table; reporting/claims.py) are rebuilt from the kept runs, and with
+(the README's table; reporting/claims.py) are rebuilt from the kept runs, in ``<report>`` for
+the campaign's budget and in ``<report>/<budget>/`` for any other, and with
 ``commit: true`` the run and the report are committed, so the campaign survives a stop or a
 new machine: the same command goes on where it stopped. Prints one line per finished run.
 """
@@ -48,12 +49,19 @@ from medmap.reporting.tables import (
 REPO = Path(__file__).resolve().parents[1]
 
 
+def report_dir(settings, budget: str) -> Path:
+    """Where a budget's report goes: the campaign's budget in ``report``, any other beside it
+    in ``report/<budget>/`` (a ``cpu`` campaign on a lent GPU leaves the ``short`` one as is)."""
+    report = REPO / settings.report
+    return report if budget == settings.budget else report / budget
+
+
 def rebuild_report(
     settings, specs: list[TableSpec], named, budget: str, maps: bool = True
 ) -> tuple[list[Path], list[dict]]:
     """Tables 1-3, cells.csv, the claims' verdicts in the README and (``maps``) the figures,
     from the kept runs of ``budget`` only; returns the files written and the cells' rows."""
-    kept, report = REPO / settings.kept / budget, REPO / settings.report
+    kept, report = REPO / settings.kept / budget, report_dir(settings, budget)
     runs = collect_runs(kept)
     written = []
     for spec in specs:

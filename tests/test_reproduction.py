@@ -156,11 +156,12 @@ def test_a_tiny_campaign_keeps_its_run_builds_the_report_and_goes_on_where_it_st
     kept = tmp_path / "kept" / "smoke" / name
     assert (kept / "metrics.json").is_file() and not (kept / "checkpoints").exists()
     assert (tmp_path / "sweeps" / "smoke" / name / "checkpoints" / "last.ckpt").is_file()
-    with (tmp_path / "report" / "cells.csv").open() as handle:
+    report = tmp_path / "report" / "smoke"  # not the campaign's budget (short): beside its report
+    with (report / "cells.csv").open() as handle:
         (row,) = list(csv.DictReader(handle))
     assert row["method"] == "simclr" and row["n_seeds"] == "1" and row["table"] == "table3"
-    assert "| default |" in (tmp_path / "report" / "table3.md").read_text()
-    claims = (tmp_path / "report" / "README.md").read_text()  # written beside the tables
+    assert "| default |" in (report / "table3.md").read_text()
+    claims = (report / "README.md").read_text()  # written beside the tables
     assert "| simclr/rot90 > simclr/default (linear_acc) | 96.5 vs 94.5 | — | " in claims
     assert "→ **pending**" in claims and "inconclusive at n=" not in claims
     assert np.load(kept / "embedding.npy").shape == (512, 2)
