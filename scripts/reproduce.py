@@ -2,7 +2,7 @@
 1-3 (conf/reproduce.yaml), one at a time at low CPU priority, and keep each as it finishes.
 
     python scripts/reproduce.py [--budget cpu] [--dry-run] [--no-commit] [--report-only]
-                                [key=value ...]
+                                [--collect] [key=value ...]
 
 A run counts as done when its small files are kept (``<kept>/<budget>/<run name>/metrics.json``);
 a stopped run resumes from its checkpoint in ``<sweeps>/<budget>/<run name>`` (train.py's
@@ -132,6 +132,20 @@ def commit(paths: list[Path], message: str) -> None:
     print(f"reproduce: could not commit ({message}); the files are kept and go with the next")
 
 
+def collect(settings, specs, named, todo, budget: str, commit_them: bool) -> None:
+    """Keep the runs of ``todo`` that finished in the sweeps folder without this script, rebuild
+    the report once and commit them together."""
+    sweeps = sweep_dir(REPO / settings.sweeps, budget)
+    kept_root = REPO / settings.kept / budget
+    kept = [keep_run(sweeps / name, kept_root / name) for _, name in todo
+            if (sweeps / name / "metrics.json").is_file()]  # fmt: skip
+    written, _ = rebuild_report(settings, specs, named, budget)
+    print(f"reproduce: kept {len(kept)} finished runs from {shown(sweeps)}, "
+          f"{len(todo) - len(kept)} still to run", flush=True)  # fmt: skip
+    if kept and settings.commit and commit_them:
+        commit([*kept, *written], f"reproduction ({budget}): {len(kept)} runs collected")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", choices=TABLE_BUDGETS,
@@ -141,6 +155,11 @@ def main() -> None:
     parser.add_argument(
         "--report-only", action="store_true",
         help="rebuild tables, cells.csv and verdicts from the kept runs; train none",
+    )  # fmt: skip
+    parser.add_argument(
+        "--collect", action="store_true",
+        help="keep the runs already finished in the sweeps folder (e.g. trained side by side "
+             "on a GPU: make table1 BUDGET=cpu JOBS=12), rebuild the report; train none",
     )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="settings of conf/reproduce.yaml, key=value")
     args = parser.parse_args()
@@ -161,6 +180,9 @@ def main() -> None:
     if args.report_only:
         for path in rebuild_report(settings, specs, named, args.budget)[0]:
             print(f"  {shown(path)}")
+        return
+    if args.collect:
+        collect(settings, specs, named, todo, args.budget, not args.no_commit)
         return
     if args.dry_run:
         for _, name in todo:

@@ -212,3 +212,26 @@ def test_a_second_campaign_on_the_same_budget_stops_with_a_message_and_trains_no
     assert done.returncode == 1
     assert "another campaign (pid 4242) is training into" in done.stderr
     assert [path.name for path in sweeps.iterdir()] == [".reproduce.lock"]  # nothing trained
+
+
+def test_collect_keeps_runs_finished_elsewhere_in_the_sweeps_folder_and_trains_nothing(tmp_path):
+    """A run trained outside the campaign (a GPU's side-by-side table jobs) lands in the sweeps
+    folder under its run name: --collect keeps it, an unfinished one stays to run."""
+    planned = jobs(tmp_path)
+    sweeps = tmp_path / "sweeps" / "cpu"
+    finished, unfinished = (sweeps / run_name(job, CONF_DIR) for job in planned[:2])
+    kept_run(sweeps, "tsimcne", "randrot", 0, 0.24, "d" * 40)
+    (sweeps / "tsimcne-randrot-0").rename(finished)
+    (unfinished / "checkpoints").mkdir(parents=True)  # stopped: a checkpoint, no metrics.json
+    command = [sys.executable, "scripts/reproduce.py", "--budget", "cpu", "--collect",
+               "--no-commit", f"kept={tmp_path / 'kept'}", f"report={tmp_path / 'report'}",
+               f"sweeps={tmp_path / 'sweeps'}"]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "kept 1 finished runs from" in done.stdout and "32 still to run" in done.stdout
+    assert (tmp_path / "kept" / "cpu" / finished.name / "metrics.json").is_file()
+    assert not (tmp_path / "kept" / "cpu" / unfinished.name).exists()
+    with (tmp_path / "report" / "cpu" / "cells.csv").open() as handle:
+        cells = {(row["method"], row["aug"]): row for row in csv.DictReader(handle)}
+    assert cells["tsimcne", "randrot"]["n_seeds"] == "1"
+    assert float(cells["tsimcne", "randrot"]["silhouette_mean"]) == pytest.approx(0.24)
