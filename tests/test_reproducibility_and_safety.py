@@ -37,6 +37,7 @@ class RunsCode:
         return (open, (str(self.marker), "w"))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # the crafted file's
 def test_a_crafted_pickle_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
     crafted = tmp_path / "crafted.ckpt"
