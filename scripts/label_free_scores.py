@@ -16,7 +16,9 @@ it computes candidate scores that read the map alone, on the same 5,000 points o
   distance between random pairs (how much tighter are neighbourhoods than the map?).
 
 and prints, and with ``--output`` writes, one row per map and the Spearman rank correlation of
-each candidate with the labels' silhouette and kNN accuracy (``--seed``: the sample's).
+each candidate with the labels' silhouette and kNN accuracy (``--seed``: the sample's); where
+a method and augmentation has several maps (seeds), the same for their means, the ranking
+`make ablation` makes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ from sklearn.neighbors import NearestNeighbors
 from medmap.evaluation import cluster_separation, unit_spread_sample
 
 CANDIDATES = ("cluster_separation", "hdbscan_clustered", "neighbour_contrast")
+DECIMALS = {
+    "cluster_separation": 3,
+    "hdbscan_clustered": 3,
+    "neighbour_contrast": 4,
+}  # its range is narrow
+
+
+def candidate_cells(row: dict) -> str:
+    return " | ".join(f"{row[name]:.{DECIMALS[name]}f}" for name in CANDIDATES)
 
 
 def label_free_scores(embedding: np.ndarray, points: int = 5000, seed: int = 0) -> dict:
@@ -109,18 +120,18 @@ def main() -> None:
              "|---|---|---|" + "---|" * len(CANDIDATES)]  # fmt: skip
     for row in rows:
         lines.append(f"| {row['run']} | {row['silhouette']:.3f} | {row['knn_acc']:.1f} | "
-                     + " | ".join(f"{row[name]:.3f}" for name in CANDIDATES) + " |")  # fmt: skip
+                     f"{candidate_cells(row)} |")  # fmt: skip
     lines += ["", f"Over the {len(rows)} maps:", "", *correlations(rows)]
     means = aug_means(rows)
     if len(means) < len(rows):  # several seeds of an augmentation: rank the augmentations
         lines += ["", "Means over each augmentation's maps (its seeds; what `make ablation` "
                   "ranks):", "",
-                  "| aug | maps | silhouette | kNN | " + " | ".join(CANDIDATES) + " |",
-                  "|---|---|---|---|" + "---|" * len(CANDIDATES)]  # fmt: skip
+                  "| method | aug | maps | silhouette | kNN | " + " | ".join(CANDIDATES) + " |",
+                  "|---|---|---|---|---|" + "---|" * len(CANDIDATES)]  # fmt: skip
         for row in sorted(means, key=lambda r: -r["silhouette"]):
-            candidates = " | ".join(f"{row[name]:.3f}" for name in CANDIDATES)
-            lines.append(f"| {row['aug']} | {row['maps']} | {row['silhouette']:.3f} | "
-                         f"{row['knn_acc']:.1f} | {candidates} |")  # fmt: skip
+            lines.append(f"| {row['method']} | {row['aug']} | {row['maps']} | "
+                         f"{row['silhouette']:.3f} | {row['knn_acc']:.1f} | "
+                         f"{candidate_cells(row)} |")  # fmt: skip
         lines += ["", *correlations(means)]
     report = "\n".join(lines) + "\n"
     print(report)

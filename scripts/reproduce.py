@@ -57,7 +57,11 @@ def report_dir(settings, budget: str) -> Path:
 
 
 def rebuild_report(
-    settings, specs: list[TableSpec], named, budget: str, maps: bool = True
+    settings,
+    specs: list[TableSpec],
+    named: list[tuple[list[str], str]],
+    budget: str,
+    maps: bool = True,
 ) -> tuple[list[Path], list[dict]]:
     """Tables 1-3, cells.csv, the claims' verdicts in the README and (``maps``) the figures,
     from the kept runs of ``budget`` only; returns the files written and the cells' rows."""
@@ -90,8 +94,8 @@ def warn_unknown_cells(settings, cells: set[str]) -> None:
 
 def hold_campaign_lock(folder: Path):
     """One campaign per budget at a time: a second one would train the same runs into the
-    same directories. Exits with a message naming the other one; the lock goes with the
-    process (however it ends)."""
+    same directories. Exits with a message naming the other one. The lock goes with the
+    process, however it ends, and with the training run it passes the lock to (``pass_fds``)."""
     folder.mkdir(parents=True, exist_ok=True)
     handle = (folder / ".reproduce.lock").open("a+")
     try:
@@ -101,6 +105,9 @@ def hold_campaign_lock(folder: Path):
         other = handle.read().strip() or "?"
         sys.exit(f"reproduce: another campaign (pid {other}) is training into {shown(folder)}; "
                  "let it finish, or stop it first (its run resumes later)")  # fmt: skip
+    except OSError as error:  # a filesystem without locks (some NFS and FUSE mounts)
+        print(f"reproduce: cannot lock {shown(folder)} ({error.strerror}); going on without: "
+              "start no second campaign of this budget", flush=True)  # fmt: skip
     handle.truncate(0)
     handle.write(str(os.getpid()))
     handle.flush()
@@ -113,10 +120,10 @@ def shown(path: Path) -> str:
 
 
 def commit(paths: list[Path], message: str) -> None:
-    """Commit a kept run and the report files just written (only those paths: other changes,
-    e.g. hand edits beside them, stay as they are).
-    A failure (another git command holding the index) is reported, not fatal: the next run's
-    commit takes this one's files along."""
+    """Commit the kept runs and the report files just written (only those paths: other
+    changes, e.g. hand edits beside them, stay as they are). A failure (another git command
+    holding the index) is reported, not fatal: the next commit, given every kept run, takes
+    this one's files along."""
     relative = [shown(path) for path in paths]
     if any(Path(path).is_absolute() for path in relative):
         print("reproduce: kept runs or report outside the repository: nothing committed")
@@ -132,6 +139,11 @@ def commit(paths: list[Path], message: str) -> None:
     print(f"reproduce: could not commit ({message}); the files are kept and go with the next")
 
 
+def kept_runs(named: list[tuple[list[str], str]], kept_root: Path) -> list[Path]:
+    """Every kept run of the campaign (committing unchanged ones adds nothing)."""
+    return [kept_root / name for _, name in named if (kept_root / name / "metrics.json").is_file()]
+
+
 def collect(settings, specs, named, todo, budget: str, commit_them: bool) -> None:
     """Keep the runs of ``todo`` that finished in the sweeps folder without this script, rebuild
     the report once and commit them together."""
@@ -143,7 +155,8 @@ def collect(settings, specs, named, todo, budget: str, commit_them: bool) -> Non
     print(f"reproduce: kept {len(kept)} finished runs from {shown(sweeps)}, "
           f"{len(todo) - len(kept)} still to run", flush=True)  # fmt: skip
     if kept and settings.commit and commit_them:
-        commit([*kept, *written], f"reproduction ({budget}): {len(kept)} runs collected")
+        commit([*kept_runs(named, kept_root), *written],
+               f"reproduction ({budget}): {len(kept)} runs collected")  # fmt: skip
 
 
 def main() -> None:
@@ -181,16 +194,18 @@ def main() -> None:
         for path in rebuild_report(settings, specs, named, args.budget)[0]:
             print(f"  {shown(path)}")
         return
-    if args.collect:
-        collect(settings, specs, named, todo, args.budget, not args.no_commit)
-        return
     if args.dry_run:
         for _, name in todo:
             print(f"  {name}")
         return
     lock = hold_campaign_lock(sweep_dir(REPO / settings.sweeps, args.budget))
+    if args.collect:
+        collect(settings, specs, named, todo, args.budget, not args.no_commit)
+        return
     durations = []
     for number, (job, name) in enumerate(todo, 1):
+        if (kept_root / name / "metrics.json").is_file():  # kept meanwhile (--collect)
+            continue
         started = time.monotonic()
         command = [
             sys.executable,
@@ -198,7 +213,8 @@ def main() -> None:
             *job,
             "trainer.enable_progress_bar=false",
         ]
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                              pass_fds=(lock.fileno(),))  # fmt: skip
         run_dir = sweep_dir(REPO / settings.sweeps, args.budget) / name  # its hydra.run.dir
         if done.returncode or not (run_dir / "metrics.json").is_file():
             print(f"reproduce: {name} failed (exit {done.returncode}); its directory "
@@ -215,7 +231,9 @@ def main() -> None:
               f"cells with all seeds {cells}/{len(rows)}, about {left / 3600:.1f} h left",
               flush=True)  # fmt: skip
         if settings.commit and not args.no_commit:
-            commit([kept, *written], f"reproduction ({args.budget}): {name}")
+            commit(
+                [*kept_runs(named, kept_root), *written], f"reproduction ({args.budget}): {name}"
+            )
     lock.close()
 
 

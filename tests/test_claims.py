@@ -55,6 +55,7 @@ def test_a_claim_needs_all_its_comparisons():
     assert claim_verdict(["pending", "inconclusive at n=1/3"]) == "pending"
     assert claim_verdict(["reproduced", "pending", "not reproduced"]) == "not reproduced"
     assert claim_verdict(["not reproduced at n=2/3", "not reproduced"]) == "not reproduced"
+    assert claim_verdict([]) == "pending"  # a claim with no comparison proves nothing
     assert claim_verdict(["not reproduced at n=2/3", "pending"]) == "not reproduced at n=2/3"
     # seeds compare as numbers, not as text ("10" sorts before "2")
     assert claim_verdict(["inconclusive at n=10/10", "inconclusive at n=2/10"]) == (

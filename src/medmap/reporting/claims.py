@@ -83,6 +83,8 @@ def _seeds_behind(verdict: str) -> float:
 def claim_verdict(verdicts: list[str]) -> str:
     """Any not reproduced: not (on the most seeds among those); any pending: pending; all
     reproduced: reproduced; else inconclusive (on the fewest seeds where that is why)."""
+    if not verdicts:
+        return "pending"
     against = [v for v in verdicts if v.startswith("not reproduced")]
     if against:
         return max(against, key=_seeds_behind)
