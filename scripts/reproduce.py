@@ -75,7 +75,14 @@ def rebuild_report(
     rows = cell_rows(jobs, specs, kept, budget, settings.dataset, config_dir())
     written.append(write_cells(rows, report / "cells.csv"))
     claims = OmegaConf.to_container(settings.claims)
-    update_readme(report / "README.md", claims_table(claims, rows, settings.seeds))
+    intro = "# The poster's claims\n"
+    if report != REPO / settings.report:  # another budget's, beside the campaign's report
+        main_readme = os.path.relpath(REPO / settings.report / "README.md", report)
+        intro = (f"# The poster's claims at the `{budget}` budget\n\nRebuilt by `make "
+                 f"reproduce BUDGET={budget}` from the runs in `{shown(kept)}/`. The rule for a "
+                 f"verdict, and the campaign at its own budget: [{settings.report}]"
+                 f"({main_readme}).\n")  # fmt: skip
+    update_readme(report / "README.md", claims_table(claims, rows, settings.seeds), intro)
     if maps:
         first_runs = first_kept_runs(named, kept, config_dir())
         written += draw_maps(OmegaConf.to_container(settings.figures), first_runs, report)

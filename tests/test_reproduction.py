@@ -162,6 +162,7 @@ def test_a_tiny_campaign_keeps_its_run_builds_the_report_and_goes_on_where_it_st
     assert row["method"] == "simclr" and row["n_seeds"] == "1" and row["table"] == "table3"
     assert "| default |" in (report / "table3.md").read_text()
     claims = (report / "README.md").read_text()  # written beside the tables
+    assert claims.startswith("# The poster's claims at the `smoke` budget")
     assert "| simclr/rot90 > simclr/default (linear_acc) | 96.5 vs 94.5 | — | " in claims
     assert "→ **pending**" in claims and "inconclusive at n=" not in claims
     assert np.load(kept / "embedding.npy").shape == (512, 2)

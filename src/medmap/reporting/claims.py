@@ -134,10 +134,10 @@ def claims_table(claims: list[dict], rows: list[dict], seeds: int) -> str:
     return HEADER + "".join(lines)
 
 
-def update_readme(readme: Path, table: str) -> None:
+def update_readme(readme: Path, table: str, intro: str = "# The poster's claims\n") -> None:
     """Replace the text between the README's claims markers with ``table``; a README without
-    them gets them at its end (a new one: only a title and the table)."""
-    text = readme.read_text() if readme.is_file() else "# The poster's claims\n"
+    them gets them at its end (a new one: ``intro``, then the table)."""
+    text = readme.read_text() if readme.is_file() else intro
     if README_START not in text or README_END not in text:
         text = f"{text.rstrip()}\n\n{README_START}\n{README_END}\n"
     head, rest = text.split(README_START, 1)
