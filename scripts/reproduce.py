@@ -61,10 +61,11 @@ def rebuild_report(
     specs: list[TableSpec],
     named: list[tuple[list[str], str]],
     budget: str,
-    maps: bool = True,
+    new_run: Path | None = None,
 ) -> tuple[list[Path], list[dict]]:
-    """Tables 1-3, cells.csv, the claims' verdicts in the README and (``maps``) the figures,
-    from the kept runs of ``budget`` only; returns the files written and the cells' rows."""
+    """Tables 1-3, cells.csv, the claims' verdicts in the README and the figures, from the kept
+    runs of ``budget`` only; after a ``new_run`` the figures only where it is a cell's first
+    run (the one they show). Returns the files written and the cells' rows."""
     kept, report = REPO / settings.kept / budget, report_dir(settings, budget)
     runs = collect_runs(kept)
     written = []
@@ -83,8 +84,8 @@ def rebuild_report(
                  f"verdict, and the campaign at its own budget: [{settings.report}]"
                  f"({main_readme}).\n")  # fmt: skip
     update_readme(report / "README.md", claims_table(claims, rows, settings.seeds), intro)
-    if maps:
-        first_runs = first_kept_runs(named, kept, config_dir())
+    first_runs = first_kept_runs(named, kept, config_dir())
+    if new_run is None or new_run in first_runs.values():
         written += draw_maps(OmegaConf.to_container(settings.figures), first_runs, report)
     return [*written, report / "README.md"], rows
 
@@ -229,9 +230,8 @@ def main() -> None:
             continue
         durations.append(time.monotonic() - started)
         kept = keep_run(run_dir, kept_root / name)
-        first = kept in first_kept_runs(named, kept_root, config_dir()).values()
-        written, rows = rebuild_report(settings, specs, named, args.budget, maps=first)
-        runs = sum((kept_root / other / "metrics.json").is_file() for _, other in named)
+        written, rows = rebuild_report(settings, specs, named, args.budget, new_run=kept)
+        runs = len(kept_runs(named, kept_root))
         cells = sum(1 for row in rows if row["n_seeds"] >= settings.seeds)
         left = (len(todo) - number) * sum(durations) / len(durations)
         print(f"reproduce: {name} done in {durations[-1] / 60:.1f} min; runs {runs}/{len(named)}, "

@@ -14,6 +14,7 @@ import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,11 @@ class Table:
     cells: dict[tuple[int, str], Cell]
     expected_seeds: int | None = None  # a campaign's seeds per cell: partial cells say n=k/N
 
+    @cached_property
+    def full_seeds(self) -> int:
+        """The seeds of a complete cell: the campaign's, else the fullest cell's."""
+        return self.expected_seeds or max((c.count for c in self.cells.values()), default=0)
+
 
 def choose_budget(spec: TableSpec, runs: list[Run], budget: str | None) -> tuple[str | None, list]:
     """The requested budget, else the one of the newest run that belongs to the table."""
@@ -227,14 +233,13 @@ def _markers(table: Table) -> dict[tuple[int, str], str]:
 def render_markdown(table: Table) -> str:
     spec = table.spec
     marks = _markers(table)
-    most = max((cell.count for cell in table.cells.values()), default=0)
     header = [*spec.row_headers, *(spec.column_labels.get(c, c) for c in spec.columns)]
     lines = [
         f"# {spec.title}",
         "",
         f"Budget: **{table.budget or MISSING}**. Each cell: ours, mean ± std over seeds "
         f"(population std), then the poster's number in parentheses. {MISSING} = no finished "
-        f"run; {_partial_note(table, most)}; a number in brackets points to a note below.",
+        f"run; {_partial_note(table)}; a number in brackets points to a note below.",
     ]
     if table.other_budgets:
         lines.append(
@@ -246,7 +251,7 @@ def render_markdown(table: Table) -> str:
         texts = []
         for column in spec.columns:
             cell = table.cells[index, column]
-            text = format_ours(cell, spec) + _seeds_mark(table, cell, most)
+            text = format_ours(cell, spec) + _seeds_mark(table, cell)
             if (index, column) in marks:
                 text += f" [{marks[index, column]}]"
             text += f" ({row['poster'].get(column, MISSING)})"
@@ -259,19 +264,19 @@ def render_markdown(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _partial_note(table: Table, most: int) -> str:
+def _partial_note(table: Table) -> str:
     if seeds := table.expected_seeds:
         return f"n=k/{seeds} marks cells with fewer than {seeds} seeds"
-    return f"n=k marks cells with fewer seeds than the fullest cell ({most})"
+    return f"n=k marks cells with fewer seeds than the fullest cell ({table.full_seeds})"
 
 
-def _seeds_mark(table: Table, cell: Cell, most: int) -> str:
-    """``, n=k/N`` on a cell short of the campaign's N seeds (without N: of the fullest cell's)."""
-    if table.expected_seeds and 0 < cell.count < table.expected_seeds:
-        return f", n={cell.count}/{table.expected_seeds}"
-    if not table.expected_seeds and 0 < cell.count < most:
-        return f", n={cell.count}"
-    return ""
+def _seeds_mark(table: Table, cell: Cell) -> str:
+    """``, n=k/N`` on a cell short of the campaign's N seeds (without N: ``, n=k`` on one short
+    of the fullest cell's)."""
+    if not 0 < cell.count < table.full_seeds:
+        return ""
+    of = f"/{table.expected_seeds}" if table.expected_seeds else ""
+    return f", n={cell.count}{of}"
 
 
 def _notes(table: Table, marks: dict[tuple[int, str], str]) -> list[str]:
@@ -335,7 +340,6 @@ def _tex(text: str) -> str:
 def render_latex(table: Table) -> str:
     spec = table.spec
     marks = _markers(table)
-    most = max((cell.count for cell in table.cells.values()), default=0)
     header = [*spec.row_headers, *(spec.column_labels.get(c, c) for c in spec.columns)]
     lines = [
         f"% {spec.title} (budget: {table.budget}); ours: mean ± std over seeds, poster in"
@@ -349,7 +353,7 @@ def render_latex(table: Table) -> str:
         texts = []
         for column in spec.columns:
             cell = table.cells[index, column]
-            text = format_ours(cell, spec) + _seeds_mark(table, cell, most)
+            text = format_ours(cell, spec) + _seeds_mark(table, cell)
             if (index, column) in marks:
                 text += f"$^{{{marks[index, column]}}}$"
             poster = row["poster"].get(column, MISSING)
